@@ -1,0 +1,167 @@
+"""Auth endpoints (CONTRACT §5): register, login, me, refresh, logout."""
+
+import re
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+from rest_framework.exceptions import Throttled
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import raw_token
+from accounts.exceptions import TokenRejected
+from accounts.fields import StrictCharField
+from accounts.models import USERNAME_PATTERN, User
+from accounts.ratelimit import rate_limit_check
+from accounts.services import token_refresh, token_revoke, user_login, user_register
+from accounts.tokens import IssuedToken, token_decode, token_issue, token_user
+
+EMAIL_MESSAGES = {"invalid": "value is not a valid email address"}
+
+
+def _length_messages(minimum: int, maximum: int) -> dict[str, str]:
+    return {
+        "min_length": f"String should have at least {minimum} characters",
+        "blank": f"String should have at least {minimum} characters",
+        "max_length": f"String should have at most {maximum} characters",
+    }
+
+
+class EmailField(serializers.EmailField, StrictCharField):
+    default_error_messages = {**StrictCharField.default_error_messages, **EMAIL_MESSAGES}
+
+
+class UserOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "username", "created_at"]
+
+
+def auth_rate_limit(request: Request) -> None:
+    """Register and login share one per-IP counter (CONTRACT §4.5); checked after validation."""
+    decision = rate_limit_check(
+        scope="auth",
+        key=getattr(request._request, "client_ip", None) or request.META.get("REMOTE_ADDR", ""),
+        limit=settings.RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE,
+    )
+    if not decision.allowed:
+        raise Throttled(wait=decision.retry_after)
+
+
+def token_response(*, user: User, token: IssuedToken, status: int = 200) -> Response:
+    response = Response(
+        {
+            "access_token": token.value,
+            "token_type": "bearer",
+            "expires_in": token.expires_in,
+            "user": UserOutputSerializer(user).data,
+        },
+        status=status,
+    )
+    response.set_cookie(
+        settings.COOKIE_NAME,
+        token.value,
+        max_age=token.expires_in,
+        path="/",
+        domain=settings.COOKIE_DOMAIN,
+        secure=settings.COOKIE_SECURE,
+        httponly=True,
+        samesite=settings.COOKIE_SAMESITE.capitalize(),
+    )
+    return response
+
+
+class RegisterApi(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        email = EmailField(max_length=255, error_messages=_length_messages(1, 255))
+        username = StrictCharField(min_length=3, max_length=50, error_messages=_length_messages(3, 50))
+        password = StrictCharField(
+            min_length=8, max_length=100, trim_whitespace=False, error_messages=_length_messages(8, 100)
+        )
+
+        def validate_username(self, value: str) -> str:
+            if not re.fullmatch(USERNAME_PATTERN, value):
+                raise serializers.ValidationError("Username may only contain letters, digits, underscores and hyphens")
+            return value
+
+        def validate_password(self, value: str) -> str:
+            for pattern, kind in (
+                ("[A-Z]", "uppercase letter"),
+                ("[a-z]", "lowercase letter"),
+                ("[0-9]", "digit"),
+            ):
+                if not re.search(pattern, value):
+                    raise serializers.ValidationError(f"Password must contain at least one {kind}")
+            return value
+
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        auth_rate_limit(request)
+        user = user_register(**serializer.validated_data)
+        return token_response(user=user, token=token_issue(user=user), status=201)
+
+
+class LoginApi(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        email = EmailField(max_length=255, error_messages=_length_messages(1, 255))
+        password = StrictCharField(allow_blank=True, trim_whitespace=False)
+
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        auth_rate_limit(request)
+        user = user_login(request=request._request, **serializer.validated_data)
+        return token_response(user=user, token=token_issue(user=user))
+
+
+class MeApi(APIView):
+    def get(self, request: Request) -> Response:
+        return Response(UserOutputSerializer(request.user).data)
+
+
+class RefreshApi(APIView):
+    """No body: re-issues from the current access token and spends it (CONTRACT §5.4)."""
+
+    def post(self, request: Request) -> Response:
+        token = token_refresh(user=request.user, payload=request.auth)
+        return token_response(user=request.user, token=token)
+
+
+class LogoutApi(APIView):
+    """Works without auth and without a body; revokes the presented token if it is valid."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def post(self, request: Request) -> Response:
+        raw = raw_token(request)
+        if raw:
+            try:
+                payload = token_decode(raw)
+                token_user(payload)  # revoked, expired or orphaned tokens need nothing more
+                token_revoke(payload=payload)
+            except TokenRejected:
+                pass  # already unusable: nothing to revoke
+        response = Response({"message": "Logged out"})
+        response.delete_cookie(
+            settings.COOKIE_NAME,
+            path="/",
+            domain=settings.COOKIE_DOMAIN,
+            samesite=settings.COOKIE_SAMESITE.capitalize(),
+        )
+        # delete_cookie sets Secure only for SameSite=None or __Secure-/__Host- names;
+        # the contract wants the deletion to carry every attribute the cookie was set with.
+        morsel = response.cookies[settings.COOKIE_NAME]
+        morsel["secure"] = settings.COOKIE_SECURE
+        morsel["httponly"] = True
+        return response

@@ -1,0 +1,72 @@
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+USERNAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, email: str | None) -> "User":
+        # Emails are unique and matched case-insensitively (CONTRACT §11 W16); the lookup
+        # uses the functional unique index on lower(email).
+        return self.alias(email_lower=Lower("email")).get(email_lower=(email or "").lower())
+
+    def email_taken(self, email: str) -> bool:
+        return self.alias(email_lower=Lower("email")).filter(email_lower=email.lower()).exists()
+
+    def username_taken(self, username: str) -> bool:
+        return self.alias(username_lower=Lower("username")).filter(username_lower=username.lower()).exists()
+
+    def create_user(self, email: str, username: str, password: str | None = None, **extra: object) -> "User":
+        user = self.model(email=self.normalize_email(email), username=username, **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, username: str, password: str | None = None, **extra: object) -> "User":
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, username, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(max_length=255)
+    username = models.CharField(max_length=50, validators=[RegexValidator(USERNAME_PATTERN)])
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Tokens issued before this instant are rejected: set on password change, deactivation
+    # and logout of a token that carries no jti.
+    tokens_valid_after = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["username"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+            models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class RevokedToken(models.Model):
+    """An access token revoked before its expiry (logout, refresh). Rows past `expires_at`
+    are useless and are purged as new ones are written."""
+
+    jti = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="revoked_tokens")
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.jti

@@ -1,0 +1,130 @@
+"""Sliding-window rate limits (CONTRACT §4.5), counted in Redis when the cache is Redis.
+
+A request is allowed while the attempts in the last `window` seconds, this one and rejected
+ones included, are at most `limit`. The answer carries the real wait until the next attempt
+would be allowed. When Redis can't be reached the limiter falls back to counting in this
+process (never unlimited, never a 500) and retries Redis after a cool-down.
+
+django-ratelimit counts fixed windows offset by a hash of the key and has no degraded mode
+(an unreachable Redis means 500, all-blocked or unlimited), so neither the contract's sliding
+window with an exact Retry-After nor the fallback can be built on it.
+"""
+
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+import structlog
+from django.conf import settings
+from django.core.cache import cache
+
+logger = structlog.get_logger("lia.ratelimit")
+
+REDIS_RETRY_AFTER_FAILURE_SECONDS = 30.0
+
+# KEYS[1]: the window's sorted set. ARGV: now, window, limit, member.
+# Adds this attempt, drops those older than the window, returns [count, wait_seconds].
+SLIDING_WINDOW_LUA = """
+local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+redis.call('ZADD', key, now, ARGV[4])
+redis.call('EXPIRE', key, math.ceil(window) + 1)
+local count = redis.call('ZCARD', key)
+if count <= limit then return {count, '0'} end
+local pivot = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+return {count, tostring(tonumber(pivot[2]) + window - now)}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int  # whole seconds, ≥ 1 when not allowed
+
+
+def _decision(count: int, limit: int, wait: float) -> Decision:
+    if count <= limit:
+        return Decision(allowed=True, retry_after=0)
+    return Decision(allowed=False, retry_after=max(1, math.ceil(wait)))
+
+
+class MemoryWindows:
+    """Per-process sliding windows: the embedded default, and the fallback when Redis is down."""
+
+    def __init__(self) -> None:
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, *, limit: int, window: float, now: float) -> Decision:
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - window:
+                hits.popleft()
+            hits.append(now)
+            count = len(hits)
+            wait = hits[count - limit] + window - now if count > limit else 0.0
+            if len(self._hits) > 10_000:
+                self._evict(now, window)
+            return _decision(count, limit, wait)
+
+    def _evict(self, now: float, window: float) -> None:
+        stale = [key for key, hits in self._hits.items() if not hits or hits[-1] <= now - window]
+        for key in stale:
+            del self._hits[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._hits.clear()
+
+
+class RateLimiter:
+    def __init__(self) -> None:
+        self.memory = MemoryWindows()
+        self._redis_down_until = 0.0
+
+    def hit(self, key: str, *, limit: int, window: float = 60.0) -> Decision:
+        now = time.time()
+        client = self._redis_client(now)
+        if client is not None:
+            try:
+                count, wait = client.eval(
+                    SLIDING_WINDOW_LUA,
+                    1,
+                    cache.make_key(f"ratelimit:{key}"),
+                    now,
+                    window,
+                    limit,
+                    uuid.uuid4().hex,
+                )
+                return _decision(int(count), limit, float(wait))
+            except Exception as exc:  # any Redis failure: degrade, never fail the request
+                self._redis_down_until = now + REDIS_RETRY_AFTER_FAILURE_SECONDS
+                logger.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
+        return self.memory.hit(key, limit=limit, window=window, now=now)
+
+    def _redis_client(self, now: float):  # type: ignore[no-untyped-def]
+        if now < self._redis_down_until or not hasattr(cache, "client"):
+            return None
+        from django_redis import get_redis_connection
+
+        return get_redis_connection("default")
+
+    def reset(self) -> None:
+        self.memory.clear()
+        self._redis_down_until = 0.0
+
+
+limiter = RateLimiter()
+
+
+def rate_limit_check(*, scope: str, key: str, limit: int, window: float = 60.0) -> Decision:
+    """Count an attempt for `key` in `scope`; disabled limits always allow."""
+    if not settings.RATE_LIMIT_ENABLED:
+        return Decision(allowed=True, retry_after=0)
+    decision = limiter.hit(f"{scope}:{key}", limit=limit, window=window)
+    if not decision.allowed:
+        logger.info("ratelimit.rejected", scope=scope, retry_after=decision.retry_after)
+    return decision

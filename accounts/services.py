@@ -1,0 +1,66 @@
+from typing import Any
+
+import structlog
+from django.contrib.auth import authenticate
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.exceptions import AccountExists, AccountRaceLost, InvalidCredentials, TokenRejected
+from accounts.models import RevokedToken, User
+from accounts.tokens import IssuedToken, token_expiry, token_issue
+
+logger = structlog.get_logger("lia.accounts")
+
+
+def user_register(*, email: str, username: str, password: str) -> User:
+    if User.objects.email_taken(email) or User.objects.username_taken(username):
+        raise AccountExists()
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, username=username, password=password)
+    except IntegrityError as exc:
+        raise AccountRaceLost() from exc
+    logger.info("auth.registered", user_id=user.pk)
+    return user
+
+
+def user_login(*, request: HttpRequest, email: str, password: str) -> User:
+    """Check credentials through Django's backends: one password hash either way, so an unknown
+    email and a wrong password take the same time; outdated hashes are upgraded."""
+    user = authenticate(request, email=email, password=password)
+    if user is None:
+        logger.info("auth.login_failed")
+        raise InvalidCredentials()
+    logger.info("auth.login", user_id=user.pk)
+    return user  # type: ignore[return-value]
+
+
+def token_revoke(*, payload: dict[str, Any]) -> None:
+    """Revoke one access token: by jti, or (legacy tokens without one) every token of its user
+    issued so far."""
+    now = timezone.now()
+    user_id = int(payload["sub"])
+    jti = payload.get("jti")
+    if jti:
+        RevokedToken.objects.filter(expires_at__lt=now).delete()
+        RevokedToken.objects.get_or_create(jti=jti, defaults={"user_id": user_id, "expires_at": token_expiry(payload)})
+    else:
+        User.objects.filter(pk=user_id).update(tokens_valid_after=now)
+    logger.info("auth.token_revoked", user_id=user_id)
+
+
+def token_refresh(*, user: User, payload: dict[str, Any]) -> IssuedToken:
+    """Spend the presented token and issue a new one with a full lifetime. Of two concurrent
+    refreshes with the same token, only one succeeds."""
+    jti = payload.get("jti")
+    if not jti:
+        token_revoke(payload=payload)
+        return token_issue(user=user)
+    try:
+        with transaction.atomic():
+            RevokedToken.objects.create(jti=jti, user=user, expires_at=token_expiry(payload))
+    except IntegrityError as exc:
+        raise TokenRejected() from exc
+    logger.info("auth.token_refreshed", user_id=user.pk)
+    return token_issue(user=user)

@@ -1,0 +1,74 @@
+"""structlog through Django's LOGGING: JSON lines in production, readable lines in development.
+
+Every line carries the context bound for the current request (request_id, user_id,
+conversation_id). Values under keys that look like secrets are replaced before rendering,
+as a last line of defence: code must not log message text, passwords, tokens or keys.
+"""
+
+from typing import Any
+
+import structlog
+
+SECRET_KEYS = frozenset({"password", "token", "secret", "authorization", "cookie", "jwt"})
+SECRET_SUFFIXES = ("_password", "_token", "_secret", "_key", "_cookie")
+
+SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key in event_dict:
+        lowered = key.lower()
+        if lowered in SECRET_KEYS or lowered.endswith(SECRET_SUFFIXES):
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def build_logging_config(*, log_format: str, level: str) -> dict[str, Any]:
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structlog": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    redact_secrets,
+                    structlog.processors.format_exc_info,
+                    renderer,
+                ],
+                "foreign_pre_chain": SHARED_PROCESSORS,
+            },
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # Lia writes its own access line; these would duplicate it.
+            "django.request": {"level": "CRITICAL", "propagate": True},
+            "django.server": {"level": "WARNING", "propagate": True},
+            "daphne": {"level": "WARNING", "propagate": True},
+            "django.channels.server": {"level": "ERROR", "propagate": True},
+            "httpx": {"level": "WARNING", "propagate": True},
+        },
+    }
+
+
+def configure_structlog() -> None:
+    structlog.configure(
+        processors=[
+            *SHARED_PROCESSORS,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,157 @@
+"""Project middleware. Each one is async-native (and sync-capable), so the ASGI stack runs
+without a thread hop per request: the chat stream's latency depends on it."""
+
+import ipaddress
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponseBase
+
+from lia.errors import json_error
+
+logger = structlog.get_logger("lia.access")
+
+Handler = Callable[[HttpRequest], Any]
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Middleware:
+    """Base for middleware that runs the same logic on the sync and async paths."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        early = self.before(request)
+        if early is not None:
+            return self.after(request, early)
+        return self.after(request, self.get_response(request))
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        early = self.before(request)
+        if early is not None:
+            return self.after(request, early)
+        response = await self.get_response(request)
+        return self.after(request, response)
+
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        return response
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: the socket peer, or the entry TRUSTED_PROXY_COUNT hops back in
+    X-Forwarded-For when Lia runs behind that many trusted proxies (CONTRACT §11 W6)."""
+    peer = request.META.get("REMOTE_ADDR") or "unknown"
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops <= 0:
+        return peer
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = [part for part in forwarded if part]
+    if len(forwarded) < hops:
+        return peer
+    candidate = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
+
+
+class RequestContextMiddleware(Middleware):
+    """Request id (accepted from X-Request-ID or generated, echoed back), the client IP, and
+    one access-log line per request with method, path, status and duration."""
+
+    def before(self, request: HttpRequest) -> None:
+        structlog.contextvars.clear_contextvars()
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        request.client_ip = client_ip(request)  # type: ignore[attr-defined]
+        request.started_at = time.perf_counter()  # type: ignore[attr-defined]
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+        context = structlog.contextvars.get_contextvars()
+        logger.info(
+            "http.request",
+            method=request.method,
+            path=request.path,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - request.started_at) * 1000, 2),  # type: ignore[attr-defined]
+            client_ip=request.client_ip,  # type: ignore[attr-defined]
+            user_id=context.get("user_id"),
+            streaming=response.streaming or None,
+        )
+        return response
+
+
+def _origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class OriginCheckMiddleware(Middleware):
+    """CSRF defence for cookie auth without tokens (CONTRACT §3.6): an unsafe request whose
+    Origin (or, failing that, Referer) is neither an allowed CORS origin nor Lia's own is 403.
+    Requests with neither header (non-browser API clients) pass."""
+
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
+        if request.method not in UNSAFE_METHODS:
+            return None
+        origin = request.headers.get("Origin")
+        if origin is None:
+            referer = request.headers.get("Referer")
+            if referer is None:
+                return None
+            origin = _origin_of(referer) or "null"
+        if self._allowed(request, origin.lower()):
+            return None
+        logger.warning("security.origin_rejected", origin=origin[:200], path=request.path)
+        return json_error(403, "Origin not allowed")
+
+    @staticmethod
+    def _allowed(request: HttpRequest, origin: str) -> bool:
+        if origin in {allowed.lower() for allowed in settings.CORS_ORIGINS}:
+            return True
+        try:
+            own = f"{request.scheme}://{request.get_host()}".lower()
+        except DisallowedHost:
+            return False
+        return origin == own
+
+
+class BodySizeMiddleware(Middleware):
+    """A declared body larger than DATA_UPLOAD_MAX_MEMORY_SIZE gets a JSON 413 before any
+    view parses it."""
+
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return json_error(400, "Invalid Content-Length header")
+        if limit is not None and declared > limit:
+            return json_error(413, f"Request body too large (limit {limit} bytes)")
+        return None

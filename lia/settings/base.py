@@ -1,0 +1,290 @@
+"""Lia settings: everything is read here, through one environ.Env().
+
+With no environment at all this gives a working development server on SQLite,
+the local-memory cache and the in-memory channel layer. DATABASE_URL and
+REDIS_URL switch to PostgreSQL and Redis; nothing else changes. `.env.example`
+lists every variable.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+from lia.logging import build_logging_config, configure_structlog
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    env.read_env(BASE_DIR / ".env")
+
+VERSION = "0.1.0"
+
+# --- Core -------------------------------------------------------------------
+
+# manage.py defaults DJANGO_DEBUG to true (the dev command); the ASGI entry point does not.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# In production (DEBUG off) lia.apps refuses to start with a missing or weak key.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if DEBUG and not SECRET_KEY:
+    SECRET_KEY = "django-insecure-lia-development-only-never-use-in-production"
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",  # ASGI runserver
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "channels",
+    "lia.apps.LiaConfig",
+    "accounts",
+    "conversations",
+    "llm",
+    "sentiment",
+    "health",
+]
+
+MIDDLEWARE = [
+    "lia.middleware.RequestContextMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "lia.middleware.OriginCheckMiddleware",
+    "lia.middleware.BodySizeMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "lia.urls"
+ASGI_APPLICATION = "lia.asgi.application"
+WSGI_APPLICATION = None
+# API paths have no trailing slash and must never redirect (CONTRACT §2.1, §13).
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].update(
+        {
+            # The pool replaces persistent connections; Django refuses both at once.
+            "CONN_MAX_AGE": 0,
+            # Drop connections PostgreSQL closed (restart, pg_terminate_backend) before use.
+            "CONN_HEALTH_CHECKS": True,
+        }
+    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "application_name": env.str("DATABASE_APPLICATION_NAME", default="lia"),
+            "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=5),
+            "pool": {
+                "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+                "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+                # Wait this long for a free connection, then fail cleanly (not Django's 30 s).
+                "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
+                "max_waiting": env.int("DATABASE_POOL_MAX_WAITING", default=200),
+                # Reconnect quickly after an outage (psycopg's default is 300 s).
+                "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=10.0),
+                "max_idle": 300,
+            },
+        }
+    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, channel layer ---------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="lia"),
+            "OPTIONS": {
+                # A Redis outage degrades the cache to misses instead of failing requests.
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CACHE_KEY_PREFIX", default="lia")},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lia"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+# --- Auth -------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+# Login is by email through ModelBackend; accounts.User matches emails case-insensitively.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    # Hashes imported from the FastAPI backend: `$2b$…` stored as `bcrypt$$2b$…`.
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+]
+# The password rules of CONTRACT §5.1 live in accounts' serializers; Django's own
+# validators would reject passwords the contract accepts.
+AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+
+JWT_SECRET_KEY = env.str("JWT_SECRET_KEY", default="")
+if DEBUG and not JWT_SECRET_KEY:
+    JWT_SECRET_KEY = "lia-development-jwt-secret-never-use-in-production"
+JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
+JWT_ACCESS_TOKEN_EXPIRE_DAYS = env.int("JWT_ACCESS_TOKEN_EXPIRE_DAYS", default=7)
+
+SIMPLE_JWT = {
+    "ALGORITHM": JWT_ALGORITHM,
+    "SIGNING_KEY": JWT_SECRET_KEY,
+    "ACCESS_TOKEN_LIFETIME": timedelta(days=JWT_ACCESS_TOKEN_EXPIRE_DAYS),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "JTI_CLAIM": "jti",
+    "LEEWAY": 0,
+    "UPDATE_LAST_LOGIN": False,
+}
+
+COOKIE_NAME = env.str("COOKIE_NAME", default="access_token")
+COOKIE_SECURE = env.bool("COOKIE_SECURE", default=True)
+COOKIE_SAMESITE = env.str("COOKIE_SAMESITE", default="lax")
+COOKIE_DOMAIN = env.str("COOKIE_DOMAIN", default="") or None
+
+# --- CORS and the Origin check (CONTRACT §3.5, §3.6) -------------------------
+
+CORS_ORIGINS = env.list("CORS_ORIGINS", default=["http://localhost:5173", "http://localhost:3000"])
+CORS_ALLOWED_ORIGINS = CORS_ORIGINS
+CORS_ALLOW_CREDENTIALS = True
+CORS_ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "accept-language",
+    "authorization",
+    "content-language",
+    "content-type",
+    "x-request-id",
+]
+CORS_EXPOSE_HEADERS = ["X-Request-ID"]
+CORS_PREFLIGHT_MAX_AGE = 600
+
+# --- Request limits, rate limits ---------------------------------------------
+
+# Bodies larger than this get a JSON 413 (a chat message is at most 10 000 chars).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
+
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
+RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE", default=10)
+RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE", default=20)
+# Number of reverse proxies in front of Lia whose X-Forwarded-For entries are trusted.
+# 0 (default): the client IP is the socket peer and X-Forwarded-For is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# --- DRF ----------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTCookieOrBearerAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "lia.negotiation.JSONContentNegotiation",
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_PAGINATION_CLASS": None,
+    "EXCEPTION_HANDLER": "lia.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+
+# --- Security headers (production values; see `manage.py check --deploy`) ----
+
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_BEHIND_PROXY", default=False) else None
+)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Health probes come over plain HTTP from inside the platform.
+SECURE_REDIRECT_EXEMPT = [r"^health(/.*)?$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = [
+    # accounts.User.email is unique case-insensitively through a functional UniqueConstraint
+    # on lower(email), which this check does not recognise.
+    "auth.E003",
+    *env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[]),
+]
+
+# --- I18n, static -------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Logging ------------------------------------------------------------------
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="dev" if DEBUG else "json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = build_logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+configure_structlog()
+
+# --- LLM and sentiment defaults (CONTRACT §14) ----------------------------------
+
+DEFAULT_LLM_PROVIDER = env.str("DEFAULT_LLM_PROVIDER", default="gemini")
+DEFAULT_LLM_MODEL = env.str("DEFAULT_LLM_MODEL", default="gemini-2.5-flash")
+
+# --- Health ---------------------------------------------------------------------
+
+# Each dependency probe of /health and /health/ready gives up after this many seconds.
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=5.0)

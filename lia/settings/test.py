@@ -1,0 +1,38 @@
+"""Test settings: override values (not the environment) so a developer's .env can't leak in.
+
+DATABASE_URL and REDIS_URL still come from the environment: CI runs the same suite on the
+embedded defaults and against PostgreSQL + Redis.
+"""
+
+from .base import *  # noqa: F403
+from .base import CACHES, REDIS_URL
+
+DEBUG = False
+SECRET_KEY = "lia-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+JWT_SECRET_KEY = "lia-test-jwt-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+SIMPLE_JWT = {**SIMPLE_JWT, "SIGNING_KEY": JWT_SECRET_KEY}  # noqa: F405
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+SECURE_SSL_REDIRECT = False
+SECURE_HSTS_SECONDS = 0
+COOKIE_SECURE = True
+CORS_ORIGINS = ["http://localhost:5173", "http://localhost:3000"]
+CORS_ALLOWED_ORIGINS = CORS_ORIGINS
+TRUSTED_PROXY_COUNT = 0
+RATE_LIMIT_ENABLED = True
+RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE = 10
+RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 20
+
+# Argon2 is slow by design; tests hash with MD5 but still verify every production format.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
+]
+
+if REDIS_URL:
+    # A per-run prefix keeps parallel runs and leftovers from colliding in the shared Redis.
+    import uuid
+
+    CACHES["default"]["KEY_PREFIX"] = f"lia-test-{uuid.uuid4().hex[:8]}"
+
+LOG_FORMAT = "json"

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
+
+from lia.errors import handler404 as not_found
+
+urlpatterns = [
+    path("api/v1/auth/", include("accounts.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("health.urls")),
+    # Unknown paths answer the contract's JSON 404 for every method, in DEBUG too (where
+    # Django would otherwise render its HTML technical page).
+    re_path(r"^", csrf_exempt(not_found)),
+]
+
+handler400 = "lia.errors.handler400"
+handler403 = "lia.errors.handler403"
+handler404 = "lia.errors.handler404"
+handler500 = "lia.errors.handler500"

@@ -1,0 +1,19 @@
+#!/usr/bin/env python
+"""Django's command-line utility for administrative tasks."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lia.settings.base")
+    # manage.py is the development entry point: DEBUG unless the environment says otherwise.
+    # The ASGI entry point (production) has no such default.
+    os.environ.setdefault("DJANGO_DEBUG", "true")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()
