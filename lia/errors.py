@@ -94,12 +94,19 @@ def _locator(context: dict[str, Any]) -> Any:
     return location
 
 
-def _domain_error(exc: Exception) -> tuple[int, str] | None:
-    """Map the apps' own exceptions to (status, message)."""
-    from accounts.exceptions import AccountsError
+def _domain_status(exc: Exception) -> int | None:
+    """The status for an app's own exception (the apps never raise HTTP errors)."""
+    from accounts import exceptions as accounts
 
-    if isinstance(exc, AccountsError):
-        return exc.status, str(exc)
+    table: list[tuple[type[Exception], int]] = [
+        (accounts.AccountRaceLost, 409),
+        (accounts.AccountExists, 400),
+        (accounts.InvalidCredentials, 401),
+        (accounts.TokenRejected, 401),
+    ]
+    for exc_type, status in table:
+        if isinstance(exc, exc_type):
+            return status
     return None
 
 
@@ -139,10 +146,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body("You don't have permission to do this."), status=403)
     if isinstance(exc, drf.APIException):
         return Response(error_body(str(exc.detail)), status=exc.status_code)
-    mapped = _domain_error(exc)
-    if mapped:
-        status, message = mapped
-        return Response(error_body(message), status=status)
+    status = _domain_status(exc)
+    if status is not None:
+        if status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return Response(error_body(str(exc)), status=status, headers=headers)
     logger.exception("request.unhandled_error")
     return Response(internal_error_body(), status=500)
 

@@ -279,12 +279,13 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = build_logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 configure_structlog()
 
-# --- LLM and sentiment defaults (CONTRACT §14) ----------------------------------
-
-DEFAULT_LLM_PROVIDER = env.str("DEFAULT_LLM_PROVIDER", default="gemini")
-DEFAULT_LLM_MODEL = env.str("DEFAULT_LLM_MODEL", default="gemini-2.5-flash")
-
 # --- Health ---------------------------------------------------------------------
 
 # Each dependency probe of /health and /health/ready gives up after this many seconds.
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=5.0)
+
+
+# --- LLM providers (CONTRACT §14) ----------------------------------------------
+
+DEFAULT_LLM_PROVIDER = env.str("DEFAULT_LLM_PROVIDER", default="gemini")
+DEFAULT_LLM_MODEL = env.str("DEFAULT_LLM_MODEL", default="gemini-2.5-flash")
