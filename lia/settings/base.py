@@ -30,7 +30,8 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if DEBUG and not SECRET_KEY:
     SECRET_KEY = "django-insecure-lia-development-only-never-use-in-production"
 
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Loopback names are always allowed: container health checks and operators on the host use them.
+ALLOWED_HOSTS = [*env.list("DJANGO_ALLOWED_HOSTS", default=[]), "localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [

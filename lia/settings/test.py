@@ -9,7 +9,7 @@ from .base import CACHES, REDIS_URL
 
 DEBUG = False
 SECRET_KEY = "lia-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
-JWT_SECRET_KEY = "lia-test-jwt-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+JWT_SECRET_KEY = "lia-test-jwt-secret-0123456789-abcdefghijklmnopqrstuvwxyz-0123456789abcdef"
 SIMPLE_JWT = {**SIMPLE_JWT, "SIGNING_KEY": JWT_SECRET_KEY}  # noqa: F405
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 SECURE_SSL_REDIRECT = False

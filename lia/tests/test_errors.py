@@ -1,0 +1,101 @@
+"""One JSON error shape everywhere (CONTRACT §4, §13): no HTML, no redirects, no stack traces."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+REGISTER = "/api/v1/auth/register"
+
+
+def test_malformed_json_is_422_json_decode_error(web):
+    response = web.post(REGISTER, data="{bad json", content_type="application/json")
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"]["message"] == "JSON decode error"
+    assert body["detail"] == [{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error"}]
+
+
+def test_a_json_array_body_is_422(web):
+    response = web.post(REGISTER, data="[1, 2]", content_type="application/json")
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
+
+
+def test_body_without_content_type_is_parsed_as_json(web):
+    body = json.dumps({"email": "ada@example.com", "username": "ada", "password": "Passw0rdX"})
+
+    response = web.generic("POST", REGISTER, body, content_type="")
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_other_content_types_are_415(web, content_type):
+    response = web.generic("POST", REGISTER, "email=a", content_type=content_type)
+
+    assert response.status_code == 415
+    assert response.json() == {"error": {"message": "Content-Type must be application/json"}}
+
+
+def test_two_megabyte_body_is_413(web):
+    body = json.dumps({"email": "ada@example.com", "username": "ada", "password": "x" * (2 * 1024 * 1024)})
+
+    response = web.post(REGISTER, data=body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json()["error"]["message"].startswith("Request body too large")
+    assert response["Access-Control-Allow-Origin"] == "http://localhost:5173"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/api/v1/unknown", "/api/v1/auth/login/", "/api/v1/auth/me/"])
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_unknown_urls_are_json_404_without_redirects(web, path, method):
+    response = getattr(web, method)(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": {"message": "Not Found"}}
+
+
+def test_unknown_urls_are_json_in_debug_too(web, settings):
+    settings.DEBUG = True
+
+    response = web.get("/nope")
+
+    assert response.json() == {"error": {"message": "Not Found"}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/auth/login"), ("put", "/api/v1/auth/register"), ("post", "/health"), ("delete", "/health/live")],
+)
+def test_wrong_method_is_json_405(web, method, path):
+    response = getattr(web, method)(path)
+
+    assert response.status_code == 405
+    assert response.json() == {"error": {"message": "Method Not Allowed"}}
+
+
+def test_unhandled_errors_are_a_500_envelope_with_the_request_id(web, monkeypatch):
+    from accounts import apis
+
+    def explode(**kwargs):
+        raise RuntimeError("secret internals: password=hunter2")
+
+    monkeypatch.setattr(apis, "user_register", explode)
+    body = json.dumps({"email": "ada@example.com", "username": "ada", "password": "Passw0rdX"})
+
+    response = web.post(REGISTER, data=body, content_type="application/json", headers={"X-Request-ID": "req-123"})
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {
+            "message": "An internal error occurred. Please try again later.",
+            "details": {"request_id": "req-123"},
+        }
+    }
+    assert "hunter2" not in response.content.decode()

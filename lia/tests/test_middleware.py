@@ -1,0 +1,132 @@
+"""CORS (CONTRACT §3.5), the Origin check (§3.6), request ids and what reaches the logs."""
+
+import json
+import logging
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+ME = "/api/v1/auth/me"
+LOGIN = "/api/v1/auth/login"
+ORIGIN = "http://localhost:5173"
+
+
+def test_preflight_from_the_web_client(client):
+    response = client.options(
+        "/api/v1/auth/login",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == ORIGIN
+    assert response["Access-Control-Allow-Credentials"] == "true"
+    assert response["Access-Control-Max-Age"] == "600"
+    methods = {m.strip() for m in response["Access-Control-Allow-Methods"].split(",")}
+    assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+    headers = {h.strip().lower() for h in response["Access-Control-Allow-Headers"].split(",")}
+    assert {"content-type", "authorization", "accept"} <= headers
+    assert "origin" in response["Vary"].lower()
+
+
+def test_cors_headers_on_success_and_error_responses(web, alice):
+    ok = web.get(ME, headers=alice.bearer)
+    unauthorized = web.get(ME)
+
+    for response in (ok, unauthorized):
+        assert response["Access-Control-Allow-Origin"] == ORIGIN
+        assert response["Access-Control-Allow-Credentials"] == "true"
+        assert response["Access-Control-Expose-Headers"] == "X-Request-ID"
+
+
+def test_unlisted_origin_gets_no_cors_headers(client):
+    response = client.options(
+        LOGIN, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+
+    assert "Access-Control-Allow-Origin" not in response
+
+
+def test_cross_origin_cookie_post_from_an_unlisted_origin_is_refused(client, alice):
+    client.cookies["access_token"] = alice.token
+
+    response = client.post("/api/v1/auth/refresh", headers={"Origin": "https://evil.example"})
+
+    assert response.status_code == 403
+    assert response.json() == {"error": {"message": "Origin not allowed"}}
+    client.cookies["access_token"] = alice.token
+    assert client.get(ME).status_code == 200  # the token was not spent
+
+
+def test_disallowed_referer_is_refused_when_origin_is_absent(client):
+    response = client.post("/api/v1/auth/logout", headers={"Referer": "https://evil.example/page"})
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": ORIGIN},
+        {"Origin": "http://localhost:3000"},
+        {"Referer": "http://localhost:5173/chat"},
+        {"Origin": "http://testserver"},  # Lia's own origin
+        {},  # non-browser API client
+    ],
+)
+def test_allowed_and_headerless_requests_pass(client, headers):
+    response = client.post("/api/v1/auth/logout", headers=headers)
+
+    assert response.status_code == 200
+
+
+def test_safe_methods_skip_the_origin_check(client, alice):
+    response = client.get(ME, headers={"Origin": "https://evil.example", **alice.bearer})
+
+    assert response.status_code == 200
+
+
+def test_request_id_is_echoed_or_generated(client):
+    given = client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    generated = client.get("/health/live")
+    hostile = client.get("/health/live", headers={"X-Request-ID": "<script>" + "x" * 300})
+
+    assert given["X-Request-ID"] == "abc-123"
+    assert len(generated["X-Request-ID"]) == 32
+    assert hostile["X-Request-ID"] != "<script>" + "x" * 300
+
+
+def test_one_access_line_per_request_with_user_and_request_id(web, alice, caplog):
+    caplog.set_level(logging.INFO, logger="lia.access")
+
+    web.get(ME, headers={**alice.bearer, "X-Request-ID": "trace-me"})
+
+    lines = [r.msg for r in caplog.records if r.name == "lia.access"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["event"] == "http.request"
+    assert (line["method"], line["path"], line["status"]) == ("GET", ME, 200)
+    assert line["request_id"] == "trace-me"
+    assert line["user_id"] == alice.user.pk
+    assert line["duration_ms"] >= 0
+
+
+def test_passwords_and_tokens_never_reach_the_logs(web, caplog):
+    caplog.set_level(logging.DEBUG)
+    password = "Unl1kelyPassw0rd"
+    body = {"email": "ada@example.com", "username": "ada", "password": password}
+
+    token = web.post("/api/v1/auth/register", json.dumps(body), content_type="application/json").json()["access_token"]
+    web.post(LOGIN, json.dumps({"email": "ada@example.com", "password": password}), content_type="application/json")
+    web.post(LOGIN, json.dumps({"email": "ada@example.com", "password": "Wr0ngPass"}), content_type="application/json")
+    web.get(ME, headers={"Authorization": f"Bearer {token}"})
+    web.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
+
+    logged = "\n".join(f"{r.getMessage()} {r.msg}" for r in caplog.records)
+    assert "auth.login" in logged
+    for secret in (password, "Wr0ngPass", token, token.split(".")[1]):
+        assert secret not in logged
