@@ -290,3 +290,56 @@ HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=5.0)
 
 DEFAULT_LLM_PROVIDER = env.str("DEFAULT_LLM_PROVIDER", default="gemini")
 DEFAULT_LLM_MODEL = env.str("DEFAULT_LLM_MODEL", default="gemini-2.5-flash")
+
+# Providers by name (llm.registry): BACKEND is imported lazily; KEY_REQUIRED providers without
+# API_KEY are served offline or refused (see LLM_OFFLINE_FALLBACK). Order = /models order.
+LLM_PROVIDERS: dict[str, dict] = {
+    "gemini": {
+        "BACKEND": "llm.providers.gemini.GeminiProvider",
+        "API_KEY": env.str("GEMINI_API_KEY", default=""),
+        "KEY_REQUIRED": True,
+        # Empty: the SDK's default (https://generativelanguage.googleapis.com, API version v1).
+        "BASE_URL": env.str("GEMINI_BASE_URL", default=""),
+        "OPTIONS": {"API_VERSION": env.str("GEMINI_API_VERSION", default="")},
+    },
+    "openai": {
+        "BACKEND": "llm.providers.openai.OpenAIProvider",
+        "API_KEY": env.str("OPENAI_API_KEY", default=""),
+        "KEY_REQUIRED": True,
+        "BASE_URL": env.str("OPENAI_BASE_URL", default=""),
+    },
+}
+# Any number of OpenAI-compatible servers (Ollama, vLLM, LM Studio, …), each its own provider:
+#   LLM_COMPATIBLE_PROVIDERS=ollama
+#   LLM_OLLAMA_BASE_URL=http://localhost:11434/v1   (required)
+#   LLM_OLLAMA_API_KEY=                              (optional)
+#   LLM_OLLAMA_MODELS=llama3.2=Llama 3.2,qwen2.5:7b  (id or id=Display name, comma-separated)
+for _name in env.list("LLM_COMPATIBLE_PROVIDERS", default=[]):
+    _prefix = "LLM_" + _name.upper().replace("-", "_") + "_"
+    LLM_PROVIDERS[_name] = {
+        "BACKEND": "llm.providers.openai.OpenAICompatibleProvider",
+        "BASE_URL": env.str(_prefix + "BASE_URL", default=""),
+        "API_KEY": env.str(_prefix + "API_KEY", default=""),
+        "MODELS": env.list(_prefix + "MODELS", default=[]),
+    }
+LLM_PROVIDERS["offline"] = {
+    "BACKEND": "llm.providers.offline.OfflineProvider",
+    "OPTIONS": {
+        "DELAY_MS": env.float("LLM_OFFLINE_DELAY_MS", default=25.0),
+        "THOUGHTS": env.bool("LLM_OFFLINE_THOUGHTS", default=True),
+    },
+}
+# Serve key-less providers with the offline one (true) or end their turns with an error
+# event (false). Unset: on in development (DEBUG), off in production.
+LLM_OFFLINE_FALLBACK = env.bool("LLM_OFFLINE_FALLBACK", default=None)
+
+# Per call, in seconds: opening the connection, waiting for the first token (thinking models
+# can be slow), silence between tokens, and the whole call. Retries (with backoff, honouring a
+# vendor's Retry-After up to LLM_MAX_RETRY_WAIT) happen only before the first token.
+LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=5.0)
+LLM_FIRST_TOKEN_TIMEOUT = env.float("LLM_FIRST_TOKEN_TIMEOUT", default=60.0)
+LLM_IDLE_TIMEOUT = env.float("LLM_IDLE_TIMEOUT", default=30.0)
+LLM_TOTAL_TIMEOUT = env.float("LLM_TOTAL_TIMEOUT", default=300.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
+LLM_RETRY_BASE_DELAY = env.float("LLM_RETRY_BASE_DELAY", default=0.5)
+LLM_MAX_RETRY_WAIT = env.float("LLM_MAX_RETRY_WAIT", default=10.0)

@@ -36,3 +36,30 @@ if REDIS_URL:
     CACHES["default"]["KEY_PREFIX"] = f"lia-test-{uuid.uuid4().hex[:8]}"
 
 LOG_FORMAT = "json"
+
+# --- LLM providers: no keys and no network, whatever the environment says. Key-less gemini and
+# openai are served by a fast offline provider; llm.testing's fixtures point them at the fakes.
+LLM_PROVIDERS = {
+    "gemini": {
+        "BACKEND": "llm.providers.gemini.GeminiProvider",
+        "API_KEY": "",
+        "KEY_REQUIRED": True,
+        "BASE_URL": "",
+        "OPTIONS": {},
+    },
+    "openai": {
+        "BACKEND": "llm.providers.openai.OpenAIProvider",
+        "API_KEY": "",
+        "KEY_REQUIRED": True,
+        "BASE_URL": "",
+    },
+    "offline": {"BACKEND": "llm.providers.offline.OfflineProvider", "OPTIONS": {"DELAY_MS": 1, "THOUGHTS": True}},
+}
+LLM_OFFLINE_FALLBACK = True
+LLM_CONNECT_TIMEOUT = 2.0
+LLM_FIRST_TOKEN_TIMEOUT = 5.0
+LLM_IDLE_TIMEOUT = 5.0
+LLM_TOTAL_TIMEOUT = 30.0
+LLM_MAX_RETRIES = 2
+LLM_RETRY_BASE_DELAY = 0.01
+LLM_MAX_RETRY_WAIT = 2.0
