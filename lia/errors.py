@@ -11,7 +11,9 @@ from typing import Any
 
 import structlog
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DatabaseError, DataError, IntegrityError
 from django.http import Http404, HttpRequest, JsonResponse
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -19,6 +21,8 @@ logger = structlog.get_logger("lia.errors")
 
 INTERNAL_ERROR_MESSAGE = "An internal error occurred. Please try again later."
 RATE_LIMITED_MESSAGE = "Rate limit exceeded. Please try again later."
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable. Please try again shortly."
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 # DRF error codes → the short codes FastAPI clients saw in `detail[].type`.
 VALIDATION_TYPES = {
@@ -97,12 +101,15 @@ def _locator(context: dict[str, Any]) -> Any:
 def _domain_status(exc: Exception) -> int | None:
     """The status for an app's own exception (the apps never raise HTTP errors)."""
     from accounts import exceptions as accounts
+    from conversations import exceptions as conversations
 
     table: list[tuple[type[Exception], int]] = [
         (accounts.AccountRaceLost, 409),
         (accounts.AccountExists, 400),
         (accounts.InvalidCredentials, 401),
         (accounts.TokenRejected, 401),
+        (conversations.ConversationNotFound, 404),
+        (conversations.NoMessageContent, 400),
     ]
     for exc_type, status in table:
         if isinstance(exc, exc_type):
@@ -151,6 +158,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         return Response(error_body(str(exc)), status=status, headers=headers)
+    if isinstance(exc, DatabaseError | PoolTimeout) and not isinstance(exc, IntegrityError | DataError):
+        # The database is down, restarting or out of pooled connections: a clean, retryable 503.
+        logger.error("request.database_unavailable", error=type(exc).__name__)
+        return Response(
+            error_body(UNAVAILABLE_MESSAGE),
+            status=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        )
     logger.exception("request.unhandled_error")
     return Response(internal_error_body(), status=500)
 

@@ -343,3 +343,23 @@ LLM_TOTAL_TIMEOUT = env.float("LLM_TOTAL_TIMEOUT", default=300.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
 LLM_RETRY_BASE_DELAY = env.float("LLM_RETRY_BASE_DELAY", default=0.5)
 LLM_MAX_RETRY_WAIT = env.float("LLM_MAX_RETRY_WAIT", default=10.0)
+
+# --- Chat ---------------------------------------------------------------------------
+
+# How much of the conversation the model sees: the newest messages that fit in both bounds.
+CHAT_CONTEXT_MAX_MESSAGES = env.int("CHAT_CONTEXT_MAX_MESSAGES", default=20)
+CHAT_CONTEXT_MAX_CHARS = env.int("CHAT_CONTEXT_MAX_CHARS", default=32000)
+# A reply streaming longer than this is stopped with an error event and stored as interrupted.
+CHAT_STREAM_MAX_SECONDS = env.float("CHAT_STREAM_MAX_SECONDS", default=300.0)
+# A `: keep-alive` comment goes out after this many seconds without an event (proxies' idle timeouts).
+CHAT_KEEPALIVE_SECONDS = env.float("CHAT_KEEPALIVE_SECONDS", default=15.0)
+# A new turn waits at most this long for an earlier reply in the same conversation to be stored.
+CHAT_TURN_WAIT_SECONDS = env.float("CHAT_TURN_WAIT_SECONDS", default=10.0)
+# The assistant's persona (CONTRACT §9.9).
+CHAT_SYSTEM_PROMPT = env.str(
+    "CHAT_SYSTEM_PROMPT",
+    default=(
+        "You are Lia, a warm and concise assistant. Answer helpfully and to the point, and use "
+        "Markdown (lists, code blocks, emphasis) when it makes the answer clearer."
+    ),
+)

@@ -1,0 +1,238 @@
+"""Chat endpoints (CONTRACT §6, §7): the SSE stream, history, detail, rename and deletes."""
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import StreamingHttpResponse
+from rest_framework import serializers
+from rest_framework.exceptions import Throttled
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.fields import StrictCharField
+from accounts.ratelimit import rate_limit_check
+from conversations.exceptions import NoMessageContent
+from conversations.models import Conversation, Message
+from conversations.selectors import conversation_get_for_user, conversation_list, conversation_messages_page
+from conversations.services import conversation_delete, conversation_delete_all, conversation_rename, turn_start
+from conversations.streaming import TurnPlan, chat_turn_events
+from llm import ChatOptions, provider_names
+
+SENTIMENT_METHODS = ("nlp_api", "llm_separate", "structured", "local")
+MESSAGE_MAX_CHARS = 10_000
+
+
+class StrictFloatField(serializers.FloatField):
+    """Numbers (integers included, CONTRACT §7.3), never booleans."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _one_of(value: str, allowed: list[str] | tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise serializers.ValidationError(f"Input should be {' or '.join(repr(a) for a in allowed)}")
+    return value
+
+
+class ModelSettingsSerializer(serializers.Serializer):
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=2.0)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=32_000)
+    top_p = StrictFloatField(required=False, allow_null=True, min_value=0.0, max_value=1.0)
+    frequency_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
+    presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
+
+
+class MessagePartSerializer(serializers.Serializer):
+    type = StrictCharField()
+    text = StrictCharField(
+        required=False, allow_null=True, allow_blank=True, trim_whitespace=False, max_length=MESSAGE_MAX_CHARS
+    )
+
+
+class UIMessageSerializer(serializers.Serializer):
+    """An AI-SDK UI message (CONTRACT §7.4)."""
+
+    id = StrictCharField(max_length=200)
+    role = StrictCharField(max_length=50)
+    parts = MessagePartSerializer(many=True)
+
+
+def message_text(data: dict[str, Any]) -> str:
+    """CONTRACT §7.5: `message`, else the text parts of the last user item of `messages`."""
+    if data.get("message"):
+        return data["message"]
+    for item in reversed(data.get("messages") or []):
+        if item["role"] == "user":
+            texts = [part["text"] for part in item["parts"] if part["type"] == "text" and part.get("text")]
+            if texts:
+                return " ".join(texts)
+            break
+    raise NoMessageContent()
+
+
+class ChatStreamApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        message = StrictCharField(
+            required=False,
+            max_length=MESSAGE_MAX_CHARS,
+            trim_whitespace=False,
+            error_messages={
+                "blank": "String should have at least 1 character",
+                "max_length": f"String should have at most {MESSAGE_MAX_CHARS} characters",
+            },
+        )
+        messages = UIMessageSerializer(many=True, required=False, max_length=50)
+        conversation_id = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=100)
+        provider = StrictCharField(required=False, max_length=64)
+        model = StrictCharField(required=False, max_length=200)
+        sentiment_method = StrictCharField(required=False)
+        model_settings = ModelSettingsSerializer(required=False, allow_null=True)
+
+        def validate_provider(self, value: str) -> str:
+            return _one_of(value, provider_names())
+
+        def validate_sentiment_method(self, value: str) -> str:
+            return _one_of(value, SENTIMENT_METHODS)
+
+    def post(self, request: Request) -> StreamingHttpResponse:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        decision = rate_limit_check(
+            scope="chat", key=str(request.user.pk), limit=settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE
+        )
+        if not decision.allowed:
+            raise Throttled(wait=decision.retry_after)
+        text = message_text(data)
+        provider = data.get("provider") or settings.DEFAULT_LLM_PROVIDER
+        model = data.get("model") or settings.DEFAULT_LLM_MODEL
+        turn = turn_start(
+            user=request.user,
+            conversation_id=data.get("conversation_id"),
+            text=text,
+            provider=provider,
+            model=model,
+        )
+        # The stream must not pin a pooled connection while the provider talks (the final save
+        # takes one again for a moment).
+        if not connection.in_atomic_block:
+            connection.close()
+        model_settings = {k: v for k, v in (data.get("model_settings") or {}).items() if v is not None}
+        plan = TurnPlan(
+            turn=turn,
+            text=text,
+            provider=provider,
+            model=model,
+            options=ChatOptions(
+                model=model,
+                temperature=model_settings.get("temperature", 0.7),
+                max_tokens=model_settings.get("max_tokens", 2048),
+                top_p=model_settings.get("top_p"),
+                frequency_penalty=model_settings.get("frequency_penalty"),
+                presence_penalty=model_settings.get("presence_penalty"),
+                system_prompt=settings.CHAT_SYSTEM_PROMPT,
+            ),
+        )
+        response = StreamingHttpResponse(chat_turn_events(plan), content_type="text/event-stream; charset=utf-8")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+
+
+class PageSerializer(serializers.Serializer):
+    offset = StrictIntegerField(required=False, min_value=0, default=0)
+
+
+class HistoryApi(APIView):
+    class InputSerializer(PageSerializer):
+        limit = StrictIntegerField(required=False, min_value=1, max_value=100, default=20)
+
+    class OutputSerializer(serializers.ModelSerializer):
+        id = serializers.CharField()
+        message_count = serializers.IntegerField()
+
+        class Meta:
+            model = Conversation
+            fields = ["id", "title", "created_at", "updated_at", "message_count"]
+
+    def get(self, request: Request) -> Response:
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        conversations = conversation_list(user=request.user, **query.validated_data)
+        return Response(self.OutputSerializer(conversations, many=True).data)
+
+
+def _conversation_id(value: str) -> uuid.UUID:
+    """Path ids must be UUIDs (422 otherwise, CONTRACT §6.2)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise serializers.ValidationError({"conversation_id": ["Input should be a valid UUID"]}) from None
+
+
+class MessageOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "role", "content", "sentiment_data", "model_info", "created_at", "status"]
+
+
+class ConversationApi(APIView):
+    class InputSerializer(PageSerializer):
+        limit = StrictIntegerField(required=False, min_value=1, max_value=200, default=50)
+
+    def get(self, request: Request, conversation_id: str) -> Response:
+        parsed = _conversation_id(conversation_id)
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        offset, limit = query.validated_data["offset"], query.validated_data["limit"]
+        conversation = conversation_get_for_user(user=request.user, conversation_id=parsed)
+        page = conversation_messages_page(conversation=conversation, offset=offset, limit=limit)
+        timestamps = serializers.DateTimeField()
+        return Response(
+            {
+                "id": str(conversation.pk),
+                "title": conversation.title,
+                "created_at": timestamps.to_representation(conversation.created_at),
+                "updated_at": timestamps.to_representation(conversation.updated_at),
+                "total_messages": page.total,
+                "limit": limit,
+                "offset": offset,
+                "has_more": offset + len(page.messages) < page.total,
+                "messages": MessageOutputSerializer(page.messages, many=True).data,
+            }
+        )
+
+    def delete(self, request: Request, conversation_id: str) -> Response:
+        conversation_delete(user=request.user, conversation_id=_conversation_id(conversation_id))
+        return Response({"success": True, "message": "Conversation deleted successfully", "deleted_count": None})
+
+
+class ConversationsApi(APIView):
+    def delete(self, request: Request) -> Response:
+        count = conversation_delete_all(user=request.user)
+        return Response({"success": True, "message": f"Deleted {count} conversation(s)", "deleted_count": count})
+
+
+class RenameApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        title = StrictCharField(min_length=1, max_length=255, trim_whitespace=False)
+
+    def patch(self, request: Request, conversation_id: str) -> Response:
+        parsed = _conversation_id(conversation_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation_rename(user=request.user, conversation_id=parsed, title=serializer.validated_data["title"])
+        return Response({"success": True, "message": "Conversation renamed successfully"})

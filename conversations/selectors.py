@@ -1,0 +1,84 @@
+"""Reads. `conversation_get_for_user` is the one access check: another user's conversation is
+"not found", exactly like one that doesn't exist."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, QuerySet
+
+from accounts.models import User
+from conversations.exceptions import ConversationNotFound
+from conversations.models import Conversation, Message, TurnStatus
+
+
+def parse_conversation_id(value: object) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def conversation_get_for_user(*, user: User, conversation_id: object) -> Conversation:
+    parsed = parse_conversation_id(conversation_id)
+    if parsed is None:
+        raise ConversationNotFound()
+    conversation = Conversation.objects.filter(pk=parsed, user=user).first()
+    if conversation is None:
+        raise ConversationNotFound()
+    return conversation
+
+
+def conversation_list(*, user: User, offset: int, limit: int) -> QuerySet[Conversation]:
+    """The user's conversations, most recently active first, with their message counts."""
+    return (
+        Conversation.objects.filter(user=user)
+        .annotate(message_count=Count("messages"))
+        .order_by("-updated_at", "-created_at")[offset : offset + limit]
+    )
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]
+    total: int
+
+
+def conversation_messages_page(*, conversation: Conversation, offset: int, limit: int) -> MessagePage:
+    """Chronological page (created_at, then id), as the FastAPI backend paged (CONTRACT §6.2)."""
+    messages = conversation.messages.order_by("created_at", "id")
+    return MessagePage(messages=list(messages[offset : offset + limit]), total=messages.count())
+
+
+def conversation_context(
+    *, conversation_id: uuid.UUID, before_id: int, max_messages: int, max_chars: int
+) -> list[Message]:
+    """The turns the model sees before message `before_id`: the newest `max_messages` that fit in
+    `max_chars`, oldest first. Empty replies (a turn aborted before its first token) carry nothing."""
+    recent = (
+        Message.objects.filter(conversation_id=conversation_id, id__lt=before_id)
+        .exclude(content="")
+        .order_by("-created_at", "-id")
+        .only("role", "content")[:max_messages]
+    )
+    kept: list[Message] = []
+    budget = max_chars
+    for message in recent:
+        if len(message.content) > budget:
+            break
+        budget -= len(message.content)
+        kept.append(message)
+    kept.reverse()
+    return kept
+
+
+def conversation_has_turn_in_flight(*, conversation_id: uuid.UUID, before_id: int, since: datetime) -> bool:
+    """An earlier reply in this conversation is still streaming (started after `since`: older
+    placeholders belong to a process that died and are swept, not waited for)."""
+    return Message.objects.filter(
+        conversation_id=conversation_id, id__lt=before_id, status=TurnStatus.STREAMING, created_at__gte=since
+    ).exists()

@@ -1,0 +1,121 @@
+"""A client that goes away mid-stream, with a real ASGI `http.disconnect` (the test clients never
+send one): the user message and the partial reply stay, marked interrupted (CONTRACT §7.15)."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+
+from conversations.models import Message
+from conversations.tests.conftest import STREAM, body, parse_events
+from lia.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def http_scope(token: str, payload: bytes) -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": STREAM,
+        "raw_path": STREAM.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"accept", b"text/event-stream"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+async def open_stream(token: str, payload: dict) -> ApplicationCommunicator:
+    raw = json.dumps(payload).encode()
+    communicator = ApplicationCommunicator(application, http_scope(token, raw))
+    await communicator.send_input({"type": "http.request", "body": raw, "more_body": False})
+    start = await communicator.receive_output(timeout=5)
+    assert start["type"] == "http.response.start"
+    assert start["status"] == 200
+    return communicator
+
+
+async def read_until(communicator: ApplicationCommunicator, chunks: int) -> list:
+    received = b""
+    while True:
+        message = await communicator.receive_output(timeout=5)
+        received += message.get("body", b"")
+        events = parse_events(received)
+        if sum(1 for _, name, _ in events if name == "chunk") >= chunks:
+            return events
+
+
+async def wait_for_status(message_id: int, status: str, within: float = 5.0) -> Message:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        message = await sync_to_async(Message.objects.get)(pk=message_id)
+        if message.status == status:
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"message {message_id} never reached {status}; it is {message.status}")
+
+
+@pytest.mark.parametrize("after_chunks", [0, 1, 3])
+async def test_disconnect_keeps_user_message_and_partial_reply(alice, scripted, after_chunks):
+    words = [f"word{i} " for i in range(10)]
+    scripted.reply(*words, delay=0.05)
+    scripted.closed = asyncio.Event()
+    communicator = await open_stream(alice.token, body())
+
+    events = await read_until(communicator, after_chunks)
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(timeout=5)
+
+    user_message_id = events[0][2]["message_id"]
+    assistant = await wait_for_status(user_message_id + 1, "interrupted")
+    assert assistant.role == "assistant"
+    # Everything the server produced is stored: at least what the client saw, and a prefix of the reply.
+    assert assistant.content == "".join(scripted.produced)
+    seen = "".join(data["content"] for _, name, data in events if name == "chunk")
+    assert assistant.content.startswith(seen)
+    assert "".join(words).startswith(assistant.content)
+    assert len(scripted.produced) < len(words)
+    user = await sync_to_async(Message.objects.get)(pk=user_message_id)
+    assert (user.role, user.content) == ("user", "Hello!")
+    # The provider's stream was closed, so generation (and billing) stopped.
+    await asyncio.wait_for(scripted.closed.wait(), timeout=2)
+
+
+async def test_a_new_turn_right_after_an_abort_is_accepted_and_ordered(alice, scripted, stream):
+    scripted.reply(*[f"w{i} " for i in range(20)], delay=0.05)
+    communicator = await open_stream(alice.token, body("first question"))
+    events = await read_until(communicator, 2)
+    conversation_id = events[0][2]["conversation_id"]
+    await communicator.send_input({"type": "http.disconnect"})
+
+    scripted.reply("second ", "answer")
+    response, second = await stream(alice, body("regenerate", conversation_id=conversation_id))
+    await communicator.wait(timeout=5)
+
+    assert response.status_code == 200
+    assert second[-1][1] == "done"
+    messages = Message.objects.filter(conversation_id=conversation_id).order_by("created_at", "id")
+    transcript = await sync_to_async(list)(messages.values_list("role", "status"))
+    assert transcript == [
+        ("user", "complete"),
+        ("assistant", "interrupted"),
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
+    context, _ = scripted.calls[-1]
+    assert context[0].content == "first question"
+    assert context[1].content.startswith("w0 w1 ")
