@@ -1,0 +1,44 @@
+"""Open streams don't pin database connections (RELIABILITY E8): with a pool of N, 5 x N
+simultaneous streams all complete, and the server never holds more than N connections."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection, connections
+
+from conversations.models import Message
+from conversations.tests.conftest import body, parse_events, read_stream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def pool_size() -> int:
+    pool = connections["default"].settings_dict.get("OPTIONS", {}).get("pool")
+    return pool["max_size"] if isinstance(pool, dict) else 4
+
+
+def backends_in_use() -> int:
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+async def test_five_times_the_pool_of_streams_complete(async_web, alice, scripted):
+    size = pool_size()
+    scripted.reply(*[f"w{i} " for i in range(8)], delay=0.05)
+
+    async def one(index: int) -> list:
+        _, raw = await read_stream(async_web, alice, body(f"stream {index}"))
+        return parse_events(raw)
+
+    streams = asyncio.gather(*(one(i) for i in range(5 * size)))
+    await asyncio.sleep(0.25)  # mid-stream for most of them
+    in_use = await sync_to_async(backends_in_use)()
+    results = await streams
+
+    assert all(events[-1][1] == "done" for events in results)
+    assert await sync_to_async(Message.objects.filter(role="assistant", status="complete").count)() == 5 * size
+    assert in_use <= size

@@ -1,0 +1,112 @@
+"""What the stream refuses before the first byte, and in which order (CONTRACT §7.2-7.7)."""
+
+import json
+import uuid
+
+import pytest
+
+from conversations.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db
+
+STREAM = "/api/v1/chat/stream"
+
+
+def post(client, persona, payload, **headers):
+    return client.post(
+        STREAM, json.dumps(payload), content_type="application/json", headers={**persona.bearer, **headers}
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"message": ""}, "message"),
+        ({"message": "x" * 10_001}, "message"),
+        ({"message": 42}, "message"),
+        ({"message": "hi", "provider": "anthropic"}, "provider"),
+        ({"message": "hi", "provider": "Gemini"}, "provider"),
+        ({"message": "hi", "sentiment_method": "vibes"}, "sentiment_method"),
+        ({"message": "hi", "model_settings": {"temperature": 2.5}}, "model_settings.temperature"),
+        ({"message": "hi", "model_settings": {"temperature": True}}, "model_settings.temperature"),
+        ({"message": "hi", "model_settings": {"max_tokens": 0}}, "model_settings.max_tokens"),
+        ({"message": "hi", "model_settings": {"max_tokens": 32_001}}, "model_settings.max_tokens"),
+        ({"message": "hi", "model_settings": {"top_p": 1.5}}, "model_settings.top_p"),
+        ({"message": "hi", "model_settings": {"frequency_penalty": -3}}, "model_settings.frequency_penalty"),
+        ({"message": "hi", "model_settings": {"presence_penalty": "lots"}}, "model_settings.presence_penalty"),
+        ({"message": "hi", "model_settings": [1]}, "model_settings"),
+        ({"messages": [{"role": "user", "parts": []}]}, "messages.0.id"),
+        ({"messages": [{"id": "1", "role": "user", "parts": [{"type": "text", "text": "x" * 10_001}]}]}, None),
+        ({"messages": [{"id": str(i), "role": "user", "parts": []} for i in range(51)]}, "messages"),
+    ],
+)
+def test_bad_bodies_are_422_and_store_nothing(web, alice, payload, field):
+    response = post(web, alice, payload)
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"]["message"]
+    if field:
+        assert body["error"]["details"]["errors"][0]["field"] == field
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"messages": []},
+        {"messages": [{"id": "1", "role": "assistant", "parts": [{"type": "text", "text": "hi"}]}]},
+        {"messages": [{"id": "1", "role": "user", "parts": [{"type": "file", "url": "x"}]}]},
+        {"messages": [{"id": "1", "role": "user", "parts": [{"type": "text", "text": ""}]}]},
+    ],
+)
+def test_no_user_text_is_400(web, alice, payload):
+    response = post(web, alice, payload)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": {"message": "No message content provided"}}
+    assert not Conversation.objects.exists()
+
+
+@pytest.mark.parametrize("conversation_id", ["not-a-uuid", str(uuid.uuid4())])
+def test_unknown_or_malformed_conversation_is_404_before_streaming(web, alice, conversation_id):
+    response = post(web, alice, {"message": "hi", "conversation_id": conversation_id})
+
+    assert response.status_code == 404
+    assert response.json() == {"error": {"message": "Conversation not found"}}
+    assert not Message.objects.exists()
+
+
+def test_checks_run_in_the_contract_order(web, alice, settings):
+    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 1
+    unknown = str(uuid.uuid4())
+    assert post(web, alice, {"message": "hi", "conversation_id": unknown}).status_code == 404  # uses the slot
+
+    assert web.post(STREAM, "{}", content_type="application/json").status_code == 401
+    assert post(web, alice, {"message": ""}).status_code == 422  # before the limit
+    limited = post(web, alice, {"conversation_id": unknown})  # no text, unknown id: the limit wins
+    assert limited.status_code == 429
+    assert int(limited["Retry-After"]) >= 1
+    assert limited.json()["error"]["details"]["retry_after"] == int(limited["Retry-After"])
+
+
+def test_chat_limit_is_per_user(web, alice, bob, settings):
+    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 2
+    for _ in range(2):
+        post(web, alice, {"conversation_id": str(uuid.uuid4()), "message": "x"})
+
+    assert post(web, alice, {"message": "x", "conversation_id": str(uuid.uuid4())}).status_code == 429
+    assert post(web, bob, {"message": "x", "conversation_id": str(uuid.uuid4())}).status_code == 404
+
+
+def test_unknown_fields_and_sdk_fields_are_ignored(web, alice):
+    response = post(web, alice, {"conversation_id": "", "id": "x", "trigger": "t", "role": "system", "user_id": 9})
+
+    assert response.status_code == 400  # got as far as "no text": nothing above was refused
+
+
+def test_event_stream_accept_header_is_not_refused(web, alice):
+    response = post(web, alice, {"message": ""}, Accept="text/event-stream")
+
+    assert response.status_code == 422  # validated, not 406
