@@ -42,8 +42,10 @@ Control API (thread-safe; `reset()` restores everything):
 Observation:
 
 * ``fake.requests``: every request as a ``Recorded`` (``api`` "openai"/"gemini", ``method``,
-  ``path``, ``query``, lower-cased ``headers``, JSON ``body``, ``outcome``: "complete", "failed",
-  "broken" or "disconnected"). ``fake.last`` is the latest one.
+  ``path``, ``query``, lower-cased ``headers``, JSON ``body``, ``model``, ``peer_port``,
+  ``outcome``: "complete", "failed", "broken" or "disconnected"). ``fake.last`` is the latest.
+  Retries show up as several requests; equal ``peer_port`` values mean one reused keep-alive
+  connection.
 * ``fake.disconnects``: requests whose client went away before the response ended (detected
   within ~50 ms, also during delays and stalls, so a test can prove the SDK stream was closed);
   ``fake.wait_for_disconnect(count=1, timeout=5)`` waits for them.
