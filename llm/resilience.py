@@ -12,7 +12,7 @@ repeat it.
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -104,7 +104,7 @@ async def guarded_stream(
     classify: Classify,
     provider: str,
     model: str,
-) -> AsyncIterator[Delta]:
+) -> AsyncGenerator[Delta, None]:
     """Deltas from `open_stream()` under `policy`; every failure is raised as an LLMError."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + policy.total_timeout

@@ -7,7 +7,7 @@ retries before the first token, and runs the SDK iterator in a pump task, becaus
 on the SDK's generator leaves the HTTP response open (ECOSYSTEM §2.7).
 """
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -94,7 +94,7 @@ class GeminiProvider:
             for m in messages
         ]
 
-    def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncIterator[Delta]:
+    def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncGenerator[Delta, None]:
         return guarded_stream(
             lambda: self._deltas(messages, options),
             policy=self.policy,

@@ -9,7 +9,7 @@ before the first token only, so waits don't stack.
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -74,7 +74,7 @@ class OpenAIProvider:
             params["response_format"] = response_format(options.json_schema, "reply")
         return params
 
-    def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncIterator[Delta]:
+    def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncGenerator[Delta, None]:
         params = self._params(messages, options)
         params.update(stream=True, stream_options={"include_usage": True})
         return guarded_stream(
