@@ -56,6 +56,8 @@ def build_logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "daphne": {"level": "WARNING", "propagate": True},
             "django.channels.server": {"level": "ERROR", "propagate": True},
             "httpx": {"level": "WARNING", "propagate": True},
+            # The LLM SDKs' HTTP client logs every request at INFO; llm logs its own events.
+            "httpx2": {"level": "WARNING", "propagate": True},
         },
     }
 

@@ -5,7 +5,7 @@ it) and exactly one final `Finish` with the normalised finish reason and token u
 vendor-specific crosses this boundary: errors are `llm.exceptions.LLMError` subclasses.
 """
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,8 +59,8 @@ Delta = TextDelta | ThoughtDelta | Finish
 class Provider(Protocol):
     name: str
 
-    def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncIterator[Delta]:
-        """An async generator of deltas ending with one `Finish`.
+    def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncGenerator[Delta, None]:
+        """An async generator of deltas ending with one `Finish` (use it with `contextlib.aclosing`).
 
         Closing it (`aclose()` or cancellation) closes the upstream HTTP stream promptly.
         Raises only `LLMError` subclasses, before and after the first delta.

@@ -10,7 +10,7 @@ whose sentiment fields follow a small word list.
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from llm.interface import ChatMessage, ChatOptions, Delta, Finish, TextDelta, ThoughtDelta, Usage
@@ -98,7 +98,7 @@ class OfflineProvider:
         self.delay = max(0.0, float(options.get("DELAY_MS", 25))) / 1000
         self.thoughts = bool(options.get("THOUGHTS", True))
 
-    async def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncIterator[Delta]:
+    async def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncGenerator[Delta, None]:
         if self.thoughts:
             for piece in tokens(compose_thoughts(messages)):
                 await asyncio.sleep(self.delay)

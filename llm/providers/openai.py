@@ -1,0 +1,186 @@
+"""OpenAI chat completions over the official async SDK, and any OpenAI-compatible server.
+
+Streaming asks for usage (`stream_options.include_usage`); `async with stream` closes the HTTP
+response on exit or cancellation. Thoughts come from `reasoning_content` / `reasoning` delta
+fields, which compatible servers (vLLM, Ollama, DeepSeek) send; OpenAI's own chat completions
+don't expose reasoning. The SDK's retries are off (max_retries=0): llm.resilience retries,
+before the first token only, so waits don't stack.
+"""
+
+import asyncio
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import openai
+
+from llm.exceptions import (
+    LLMError,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from llm.interface import ChatMessage, ChatOptions, Delta, Finish, TextDelta, ThoughtDelta, Usage
+from llm.providers._common import parse_json_object, retry_after_from_headers
+from llm.resilience import CallPolicy, guarded_call, guarded_stream
+
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+class OpenAIProvider:
+    # OpenAI's current name; its newer models reject `max_tokens`.
+    max_tokens_param = "max_completion_tokens"
+
+    def __init__(self, *, name: str, config: Mapping[str, Any], policy: CallPolicy | None = None) -> None:
+        self.name = name
+        self.policy = policy or CallPolicy.from_settings()
+        self._api_key = config.get("API_KEY") or ""
+        self._base_url = config.get("BASE_URL") or None
+        # One client per event loop: an httpx connection pool can't cross loops. A server has
+        # one loop, so this is one client per process there; tests and commands get their own.
+        self._clients: WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = WeakKeyDictionary()
+
+    def _client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = openai.AsyncOpenAI(
+                # Compatible servers often need no key, but the SDK insists on one.
+                api_key=self._api_key or "not-needed",
+                base_url=self._base_url,
+                max_retries=0,
+                timeout=openai.Timeout(self.policy.total_timeout, connect=self.policy.connect_timeout),
+            )
+            self._clients[loop] = client
+        return client
+
+    def _params(self, messages: Sequence[ChatMessage], options: ChatOptions) -> dict[str, Any]:
+        chat = [{"role": "system", "content": options.system_prompt}] if options.system_prompt else []
+        chat += [{"role": m.role, "content": m.content} for m in messages]
+        params: dict[str, Any] = {
+            "model": options.model,
+            "messages": chat,
+            "temperature": options.temperature,
+            self.max_tokens_param: options.max_tokens,
+        }
+        for key in ("top_p", "frequency_penalty", "presence_penalty"):
+            if (value := getattr(options, key)) is not None:
+                params[key] = value
+        if options.json_schema is not None:
+            params["response_format"] = response_format(options.json_schema, "reply")
+        return params
+
+    def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncGenerator[Delta, None]:
+        params = self._params(messages, options)
+        params.update(stream=True, stream_options={"include_usage": True})
+        return guarded_stream(
+            lambda: self._deltas(params),
+            policy=self.policy,
+            classify=self.classify,
+            provider=self.name,
+            model=options.model,
+        )
+
+    async def _deltas(self, params: dict[str, Any]) -> AsyncIterator[Delta]:
+        finish_reason: str | None = None
+        usage: Usage | None = None
+        stream = await self._client().chat.completions.create(**params)
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices[:1]:
+                    delta = choice.delta
+                    extra = delta.model_extra or {}
+                    for key in REASONING_FIELDS:
+                        if isinstance(extra.get(key), str) and extra[key]:
+                            yield ThoughtDelta(extra[key])
+                            break
+                    if delta.content:
+                        yield TextDelta(delta.content)
+                    if delta.refusal:
+                        yield TextDelta(delta.refusal)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        if finish_reason is None:
+            # The SDK accepts a body that just stops (no finish reason, no [DONE]).
+            raise ProviderUnavailable(f"{self.name}: stream ended without a finish reason", provider=self.name)
+        yield Finish(finish_reason.lower(), usage)
+
+    async def complete_json(
+        self, messages: Sequence[ChatMessage], options: ChatOptions, schema: dict[str, Any], *, name: str = "result"
+    ) -> dict[str, Any]:
+        params = self._params(messages, replace(options, json_schema=None))
+        params["response_format"] = response_format(schema, name)
+
+        async def call() -> dict[str, Any]:
+            completion = await self._client().chat.completions.create(**params)
+            content = completion.choices[0].message.content if completion.choices else None
+            return parse_json_object(content, provider=self.name)
+
+        return await guarded_call(
+            call, policy=self.policy, classify=self.classify, provider=self.name, model=options.model
+        )
+
+    def classify(self, exc: BaseException) -> LLMError:
+        """The Lia error for an SDK exception; the detail never carries the vendor's message."""
+        name = self.name
+        if isinstance(exc, openai.APIStatusError):
+            status, code = exc.status_code, getattr(exc, "code", None)
+            detail = f"{name}: HTTP {status}" + (f" {code}" if code else "")
+            if status in (401, 403):
+                return ProviderAuthError(detail, provider=name)
+            if status == 429:
+                retry_after = retry_after_from_headers(exc.response.headers)
+                # An exhausted quota is a 429 too, but waiting won't help.
+                return ProviderRateLimited(
+                    detail, provider=name, retry_after=retry_after, retryable=code != "insufficient_quota"
+                )
+            if status == 504:
+                return ProviderTimeout(detail, provider=name)
+            if status in (408, 409) or status >= 500:
+                return ProviderUnavailable(detail, provider=name)
+            return ProviderBadRequest(detail, provider=name)
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderTimeout(f"{name}: timed out", provider=name)
+        if isinstance(exc, openai.APIConnectionError):
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else "unknown"
+            return ProviderUnavailable(f"{name}: connection failed ({cause})", provider=name)
+        if isinstance(exc, openai.APIError):
+            return ProviderUnavailable(f"{name}: error frame in the stream", provider=name)
+        return ProviderUnavailable(f"{name}: unexpected {type(exc).__name__}", provider=name)
+
+
+class OpenAICompatibleProvider(OpenAIProvider):
+    """Ollama, vLLM, LM Studio, llama.cpp, …: the same wire, the older `max_tokens` name."""
+
+    max_tokens_param = "max_tokens"
+
+
+def response_format(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "result",
+            "schema": schema,
+            # Strict mode guarantees the schema but accepts only closed objects whose properties
+            # are all required; ask for it only when the schema qualifies.
+            "strict": is_strict_schema(schema),
+        },
+    }
+
+
+def is_strict_schema(schema: Any) -> bool:
+    if isinstance(schema, list):
+        return all(is_strict_schema(item) for item in schema)
+    if not isinstance(schema, dict):
+        return True
+    if "properties" in schema:
+        closed = schema.get("additionalProperties") is False
+        if not closed or set(schema.get("required") or []) != set(schema["properties"]):
+            return False
+    return all(is_strict_schema(value) for key, value in schema.items() if isinstance(value, dict | list))
