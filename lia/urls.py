@@ -6,6 +6,7 @@ from lia.errors import handler404 as not_found
 
 urlpatterns = [
     path("api/v1/auth/", include("accounts.urls")),
+    path("api/v1/chat/", include("sentiment.urls")),
     path("admin/", admin.site.urls),
     path("", include("health.urls")),
     # Unknown paths answer the contract's JSON 404 for every method, in DEBUG too (where

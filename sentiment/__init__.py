@@ -5,12 +5,28 @@ Lia app; strategies that need an LLM receive an `LLMJsonCall` from conversations
 """
 
 from sentiment.normalize import NEUTRAL_FALLBACK, label_for_score, neutral_fallback, normalize_sentiment
+from sentiment.services import (
+    DEFAULT_METHOD,
+    LLM_SEPARATE_METHOD,
+    LOCAL_METHOD,
+    METHODS,
+    NLP_API_METHOD,
+    STRUCTURED_METHOD,
+    analyze_message,
+)
 from sentiment.types import LLMJsonCall, Sentiment
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "LLM_SEPARATE_METHOD",
+    "LOCAL_METHOD",
+    "METHODS",
     "NEUTRAL_FALLBACK",
+    "NLP_API_METHOD",
+    "STRUCTURED_METHOD",
     "LLMJsonCall",
     "Sentiment",
+    "analyze_message",
     "label_for_score",
     "neutral_fallback",
     "normalize_sentiment",

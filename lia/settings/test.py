@@ -36,3 +36,12 @@ if REDIS_URL:
     CACHES["default"]["KEY_PREFIX"] = f"lia-test-{uuid.uuid4().hex[:8]}"
 
 LOG_FORMAT = "json"
+
+# --- Sentiment: tests never reach Google; the nlp_api tests point the endpoint at the local fake.
+SENTIMENT_TIMEOUT = 10.0
+GOOGLE_NL_API_ENDPOINT = ""
+GOOGLE_NL_API_KEY = ""
+GOOGLE_APPLICATION_CREDENTIALS = ""
+GOOGLE_NL_API_VERSION = "v2"
+GOOGLE_NL_API_TIMEOUT = 5.0
+GOOGLE_NL_API_RETRY_TIMEOUT = 8.0

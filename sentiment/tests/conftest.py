@@ -1,1 +1,1 @@
-from sentiment.testing.pytest_plugin import cloud_nl_fake  # noqa: F401  (fixtures)
+from sentiment.testing.pytest_plugin import cloud_nl, cloud_nl_fake  # noqa: F401  (fixtures)
