@@ -4,6 +4,7 @@ Other apps use only what this module exports. `sentiment` is a leaf: it imports 
 Lia app; strategies that need an LLM receive an `LLMJsonCall` from conversations.
 """
 
+from sentiment.analyzers.structured import STRUCTURED_INSTRUCTIONS, STRUCTURED_SCHEMA, StructuredReplyDecoder
 from sentiment.normalize import NEUTRAL_FALLBACK, label_for_score, neutral_fallback, normalize_sentiment
 from sentiment.services import (
     DEFAULT_METHOD,
@@ -23,9 +24,12 @@ __all__ = [
     "METHODS",
     "NEUTRAL_FALLBACK",
     "NLP_API_METHOD",
+    "STRUCTURED_INSTRUCTIONS",
     "STRUCTURED_METHOD",
+    "STRUCTURED_SCHEMA",
     "LLMJsonCall",
     "Sentiment",
+    "StructuredReplyDecoder",
     "analyze_message",
     "label_for_score",
     "neutral_fallback",
