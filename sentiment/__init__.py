@@ -5,6 +5,7 @@ Lia app; strategies that need an LLM receive an `LLMJsonCall` from conversations
 """
 
 from sentiment.analyzers.structured import STRUCTURED_INSTRUCTIONS, STRUCTURED_SCHEMA, StructuredReplyDecoder
+from sentiment.cumulative import CumulativeState, fold_cumulative, fold_cumulative_llm
 from sentiment.normalize import NEUTRAL_FALLBACK, label_for_score, neutral_fallback, normalize_sentiment
 from sentiment.services import (
     DEFAULT_METHOD,
@@ -27,10 +28,13 @@ __all__ = [
     "STRUCTURED_INSTRUCTIONS",
     "STRUCTURED_METHOD",
     "STRUCTURED_SCHEMA",
+    "CumulativeState",
     "LLMJsonCall",
     "Sentiment",
     "StructuredReplyDecoder",
     "analyze_message",
+    "fold_cumulative",
+    "fold_cumulative_llm",
     "label_for_score",
     "neutral_fallback",
     "normalize_sentiment",
