@@ -7,7 +7,8 @@ and configuration. Every call passes an explicit per-attempt `timeout=` and a bo
 
 Configured = any of GOOGLE_NL_API_KEY, GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_NL_API_ENDPOINT.
 With only an endpoint the client calls it anonymously (a local fake or an authenticating
-proxy). Nothing here ever falls back to Google's ambient credential discovery, which would
+proxy). The credentials file may hold a service-account key or authorized-user credentials.
+Nothing here ever falls back to Google's ambient credential discovery, which would
 probe the GCE metadata server.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ SOURCE = "nlp_api"
 SERVICE = "google_cloud_natural_language"
 NOT_CONFIGURED_ERROR = "Google Cloud NLP not configured"
 VERSIONS = ("v1", "v2")
+AUTH_SCOPES = ("https://www.googleapis.com/auth/cloud-language", "https://www.googleapis.com/auth/cloud-platform")
 MAX_CONCURRENT_CALLS = 8
 
 _executor = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_CALLS, thread_name_prefix="sentiment-nl")
@@ -88,18 +91,41 @@ def _language_module(version: str) -> Any:
     return language_v2
 
 
+def _load_credentials(path: str) -> Any:
+    """Service-account or user credentials from a key file, by their specific loaders.
+
+    Loaded here because the REST transport ignores client_options.credentials_file and would
+    fall back to ambient discovery. Service accounts then sign their own JWTs.
+    """
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.oauth2 import credentials as user_credentials
+    from google.oauth2 import service_account
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            info = json.load(file)
+        kind = info.get("type") if isinstance(info, dict) else None
+        if kind == "service_account":
+            return service_account.Credentials.from_service_account_info(info, scopes=AUTH_SCOPES)
+        if kind == "authorized_user":
+            return user_credentials.Credentials.from_authorized_user_info(info, scopes=AUTH_SCOPES)
+    except (OSError, ValueError) as error:
+        raise DefaultCredentialsError(f"unreadable credentials file: {type(error).__name__}") from None
+    raise DefaultCredentialsError(f"unsupported credentials type {kind!r}")
+
+
 @functools.lru_cache(maxsize=4)
 def _build_client(endpoint: str, api_key: str, credentials_file: str, version: str) -> LanguageServiceClient:
     from google.auth.credentials import AnonymousCredentials
 
     options: dict[str, str] = {}
-    credentials = None
+    credentials: Any = None
     if endpoint:
         options["api_endpoint"] = endpoint  # an http:// scheme is kept by the REST transport
     if api_key:
         options["api_key"] = api_key
     elif credentials_file:
-        options["credentials_file"] = credentials_file
+        credentials = _load_credentials(credentials_file)
     else:
         credentials = AnonymousCredentials()
     module = _language_module(version)
@@ -134,8 +160,11 @@ def _retry(config: CloudNLConfig) -> Any:
 def _translate(error: Exception) -> SentimentError:
     """Vendor and transport errors as this app's exceptions (reason codes are user-safe)."""
     from google.api_core import exceptions as core_exceptions
+    from google.auth.exceptions import GoogleAuthError
     from google.protobuf.json_format import ParseError
 
+    if isinstance(error, GoogleAuthError):  # an unreadable credentials file, a refused refresh
+        return AnalyzerAuthFailed(f"Cloud NL credentials: {type(error).__name__}")
     if isinstance(error, core_exceptions.TooManyRequests):
         return AnalyzerRateLimited(f"Cloud NL {error.code}")
     if isinstance(error, core_exceptions.Unauthorized | core_exceptions.Forbidden):
@@ -155,9 +184,8 @@ def _translate(error: Exception) -> SentimentError:
 
 def _analyze_blocking(config: CloudNLConfig, text: str) -> tuple[float, float]:
     module = _language_module(config.version)
-    client = get_client(config)
     try:
-        response = client.analyze_sentiment(
+        response = get_client(config).analyze_sentiment(
             document={"content": text, "type_": module.Document.Type.PLAIN_TEXT},
             encoding_type=module.EncodingType.UTF8,
             retry=_retry(config),

@@ -1,6 +1,7 @@
 """Method nlp_api: the real google-cloud-language client against the local fake."""
 
 import asyncio
+import json
 
 import pytest
 
@@ -172,3 +173,71 @@ def test_configured_means_a_key_a_credentials_file_or_an_endpoint():
     assert nlp_api.CloudNLConfig(api_key="k").configured
     assert nlp_api.CloudNLConfig(credentials_file="/etc/lia/sa.json").configured
     assert nlp_api.CloudNLConfig(endpoint="http://127.0.0.1:1").configured
+
+
+@pytest.fixture
+def no_ambient_credentials(monkeypatch):
+    """Ambient discovery would probe the GCE metadata server: it must never run."""
+    import google.auth
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("google.auth.default() was called")
+
+    monkeypatch.setattr(google.auth, "default", refuse)
+
+
+def service_account_file(tmp_path) -> str:
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path = tmp_path / "service-account.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "lia-test",
+                "private_key_id": "test-key",
+                "private_key": pem,
+                "client_email": "lia@lia-test.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "http://127.0.0.1:9/token",  # never used: service accounts sign their own JWT
+            }
+        )
+    )
+    return str(path)
+
+
+async def test_a_service_account_file_signs_the_requests(cloud_nl, settings, tmp_path, no_ambient_credentials):
+    settings.GOOGLE_APPLICATION_CREDENTIALS = service_account_file(tmp_path)
+
+    result = await analyze_message(method="nlp_api", text="I love it")
+
+    assert result.label == "Positive"
+    assert cloud_nl.analyze_requests[0].headers["authorization"].startswith("Bearer ey")
+
+
+@pytest.mark.parametrize("content", [None, "{not json", '{"type": "external_account"}'])
+async def test_an_unusable_credentials_file_is_an_auth_failure(
+    cloud_nl, settings, tmp_path, no_ambient_credentials, content
+):
+    path = tmp_path / "credentials.json"
+    if content is not None:
+        path.write_text(content)
+    settings.GOOGLE_APPLICATION_CREDENTIALS = str(path)
+
+    result = await analyze_message(method="nlp_api", text="I love it")
+
+    assert result.details == {"error": "auth"}
+    assert cloud_nl.analyze_requests == []
+
+
+async def test_anonymous_and_api_key_clients_skip_ambient_discovery(cloud_nl, settings, no_ambient_credentials):
+    anonymous = await analyze_message(method="nlp_api", text="good")
+    settings.GOOGLE_NL_API_KEY = "some-key"
+    with_key = await analyze_message(method="nlp_api", text="good")
+
+    assert (anonymous.label, with_key.label) == ("Positive", "Positive")
