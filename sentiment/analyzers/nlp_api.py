@@ -167,6 +167,8 @@ def _translate(error: Exception) -> SentimentError:
         return AnalyzerAuthFailed(f"Cloud NL credentials: {type(error).__name__}")
     if isinstance(error, core_exceptions.TooManyRequests):
         return AnalyzerRateLimited(f"Cloud NL {error.code}")
+    if isinstance(error, core_exceptions.BadRequest):  # e.g. a language it can't rate
+        return SentimentError(f"Cloud NL {error.code}", reason="rejected")
     if isinstance(error, core_exceptions.Unauthorized | core_exceptions.Forbidden):
         return AnalyzerAuthFailed(f"Cloud NL {error.code}")
     if isinstance(error, core_exceptions.GatewayTimeout | requests.Timeout):

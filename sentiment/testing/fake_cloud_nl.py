@@ -11,6 +11,7 @@ scores and the magnitude their absolute sum. `set_result()` forces a score inste
 Failures are injected with `fail_next(kind, times)` or by a marker in the document text,
 e.g. "hello [nl:503]" (so tests that go through the chat can trigger them too):
 `500`, `503`, `429` (Google error bodies; 429 with Retry-After), `403` (permission denied),
+`400` (invalid argument, as for a language the API can't rate),
 `malformed` (200 with a body that is not JSON), `slow` (answers after `slow_seconds`),
 `stall` (answers after `stall_seconds`, released at once by `stop()`).
 """
@@ -32,7 +33,7 @@ NEGATIVE_WORDS = frozenset(
     {"hate", "awful", "bad", "terrible", "sad", "angry", "horrible", "worst", "annoying", "upset", "broken"}
 )
 WORD_WEIGHT = 0.4
-FAILURE_KINDS = ("500", "503", "429", "403", "malformed", "slow", "stall")
+FAILURE_KINDS = ("400", "403", "429", "500", "503", "malformed", "slow", "stall")
 PATHS = {"/v1/documents:analyzeSentiment": "v1", "/v2/documents:analyzeSentiment": "v2"}
 DOCUMENT_TYPES = (1, 2, "PLAIN_TEXT", "HTML")
 ENCODING_TYPES = (0, 1, 2, 3, "NONE", "UTF8", "UTF16", "UTF32")
@@ -154,6 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"documentSentiment": {"score": 0.5,', "application/json")
         elif kind == "429":
             self._error(429, "Quota exceeded.", headers={"Retry-After": "1"})
+        elif kind == "400":
+            self._error(400, "The language xx is not supported for document_sentiment analysis.")
         else:
             self._error(int(kind), "Injected failure.")
         return True

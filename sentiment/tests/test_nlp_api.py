@@ -77,7 +77,13 @@ async def test_an_api_key_is_sent_and_a_wrong_one_is_refused(settings):
 
 @pytest.mark.parametrize(
     ("failure", "reason", "attempts"),
-    [("500", "unavailable", 1), ("429", "rate_limited", 1), ("403", "auth", 1), ("malformed", "invalid_response", 1)],
+    [
+        ("500", "unavailable", 1),
+        ("429", "rate_limited", 1),
+        ("403", "auth", 1),
+        ("400", "rejected", 1),
+        ("malformed", "invalid_response", 1),
+    ],
 )
 async def test_failures_give_the_marked_neutral_result(cloud_nl, failure, reason, attempts):
     cloud_nl.fail_next(failure)
