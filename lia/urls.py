@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/v1/auth/", include("accounts.urls")),
     path("api/v1/chat/", include("conversations.urls")),
     path("api/v1/chat/", include("llm.urls")),
+    path("api/v1/chat/", include("sentiment.urls")),
     path("admin/", admin.site.urls),
     path("", include("health.urls")),
     # Unknown paths answer the contract's JSON 404 for every method, in DEBUG too (where

@@ -363,3 +363,20 @@ CHAT_SYSTEM_PROMPT = env.str(
         "Markdown (lists, code blocks, emphasis) when it makes the answer clearer."
     ),
 )
+
+# --- Sentiment ----------------------------------------------------------------
+
+# Upper bound in seconds on one message analysis (any method); past it the turn gets the
+# neutral fallback. The Cloud NL retry budget below also bounds the worker thread.
+SENTIMENT_TIMEOUT = env.float("SENTIMENT_TIMEOUT", default=10.0)
+# Google Cloud Natural Language (method `nlp_api`). It counts as configured when any of the
+# three is set; otherwise `nlp_api` answers the contract's "not configured" neutral result.
+# Empty endpoint = Google's own; an explicit one (e.g. http://127.0.0.1:8085) without a key or
+# credentials file is called anonymously (a local fake or an authenticating proxy).
+GOOGLE_NL_API_ENDPOINT = env.str("GOOGLE_NL_API_ENDPOINT", default="")
+GOOGLE_NL_API_KEY = env.str("GOOGLE_NL_API_KEY", default="")
+GOOGLE_APPLICATION_CREDENTIALS = env.str("GOOGLE_APPLICATION_CREDENTIALS", default="")
+GOOGLE_NL_API_VERSION = env.str("GOOGLE_NL_API_VERSION", default="v2")  # v1 | v2
+# Seconds per HTTP attempt, and the whole budget including retries of 503/504.
+GOOGLE_NL_API_TIMEOUT = env.float("GOOGLE_NL_API_TIMEOUT", default=5.0)
+GOOGLE_NL_API_RETRY_TIMEOUT = env.float("GOOGLE_NL_API_RETRY_TIMEOUT", default=8.0)
