@@ -20,8 +20,8 @@ from conversations.selectors import conversation_get_for_user, conversation_list
 from conversations.services import conversation_delete, conversation_delete_all, conversation_rename, turn_start
 from conversations.streaming import TurnPlan, chat_turn_events
 from llm import ChatOptions, provider_names
+from sentiment import DEFAULT_METHOD, METHODS
 
-SENTIMENT_METHODS = ("nlp_api", "llm_separate", "structured", "local")
 MESSAGE_MAX_CHARS = 10_000
 
 
@@ -105,7 +105,7 @@ class ChatStreamApi(APIView):
             return _one_of(value, provider_names())
 
         def validate_sentiment_method(self, value: str) -> str:
-            return _one_of(value, SENTIMENT_METHODS)
+            return _one_of(value, METHODS)
 
     def post(self, request: Request) -> StreamingHttpResponse:
         serializer = self.InputSerializer(data=request.data)
@@ -145,6 +145,7 @@ class ChatStreamApi(APIView):
                 presence_penalty=model_settings.get("presence_penalty"),
                 system_prompt=settings.CHAT_SYSTEM_PROMPT,
             ),
+            sentiment_method=data.get("sentiment_method") or DEFAULT_METHOD,
         )
         response = StreamingHttpResponse(chat_turn_events(plan), content_type="text/event-stream; charset=utf-8")
         response["Cache-Control"] = "no-cache"

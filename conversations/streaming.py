@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,9 +28,23 @@ from llm import (
     Delta,
     Finish,
     LLMError,
+    Provider,
+    ResolvedProvider,
     TextDelta,
     ThoughtDelta,
     resolve_provider,
+)
+from sentiment import (
+    LLM_SEPARATE_METHOD,
+    STRUCTURED_INSTRUCTIONS,
+    STRUCTURED_METHOD,
+    STRUCTURED_SCHEMA,
+    CumulativeState,
+    LLMJsonCall,
+    Sentiment,
+    StructuredReplyDecoder,
+    analyze_message,
+    fold_cumulative,
 )
 
 logger = structlog.get_logger("lia.chat")
@@ -56,7 +70,7 @@ class TurnPlan:
     provider: str
     model: str
     options: ChatOptions
-    log_context: dict[str, Any] = field(default_factory=dict)
+    sentiment_method: str
 
 
 @dataclass
@@ -189,10 +203,84 @@ async def _save_after_disconnect(plan: TurnPlan, result: TurnResult) -> None:
         )
 
 
+def llm_json_call(provider: Provider, model: str) -> LLMJsonCall:
+    """What the LLM-based sentiment strategies call: one JSON answer from the chat's own
+    provider and model (the `sentiment` app never imports `llm`)."""
+
+    async def call(system_prompt: str, user_text: str, schema: dict[str, Any]) -> dict[str, Any]:
+        options = ChatOptions(model=model, temperature=0.0, max_tokens=256, system_prompt=system_prompt)
+        return await provider.complete_json(
+            [ChatMessage(role="user", content=user_text)], options, schema, name="sentiment"
+        )
+
+    return call
+
+
+class TurnSentiment:
+    """The user message's sentiment for one turn, by the requested method: from the reply's own
+    JSON document (`structured`), or computed alongside the reply so it adds no latency to the
+    first token. LLM methods fall back to the local analyzer when the offline provider answers."""
+
+    def __init__(self, plan: TurnPlan, resolved: ResolvedProvider) -> None:
+        self.method = plan.sentiment_method
+        self.details = None if resolved.offline else {"provider": resolved.served_by, "model": plan.model}
+        self.decoder: StructuredReplyDecoder | None = None
+        self.task: asyncio.Task[Sentiment] | None = None
+        if self.method == STRUCTURED_METHOD and not resolved.offline:
+            self.decoder = StructuredReplyDecoder()
+            return
+        llm_json = None if resolved.offline else llm_json_call(resolved.provider, plan.model)
+        self.task = asyncio.create_task(
+            analyze_message(method=self.method, text=plan.text, llm_json=llm_json, timeout=settings.SENTIMENT_TIMEOUT)
+        )
+
+    def chat_options(self, options: ChatOptions) -> ChatOptions:
+        if self.decoder is None:
+            return options
+        prompt = (
+            f"{options.system_prompt}\n\n{STRUCTURED_INSTRUCTIONS}"
+            if options.system_prompt
+            else STRUCTURED_INSTRUCTIONS
+        )
+        return replace(options, json_schema=STRUCTURED_SCHEMA, system_prompt=prompt)
+
+    def visible(self, text: str) -> str:
+        """The part of a text delta the user may see (never the structured JSON wrapper)."""
+        return self.decoder.feed(text) if self.decoder else text
+
+    async def result(self) -> Sentiment:
+        sentiment = self.decoder.finish() if self.decoder is not None else await self.task  # type: ignore[misc]
+        if self.details and sentiment.source in (LLM_SEPARATE_METHOD, STRUCTURED_METHOD):
+            sentiment = replace(sentiment, details={**(sentiment.details or {}), **self.details})
+        return sentiment
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+def sentiment_fold(message: Sentiment) -> SentimentFold:
+    """Fold the message sentiment into the conversation's running state (called under its row lock)."""
+
+    def fold(state: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        new_state, cumulative = fold_cumulative(CumulativeState.from_dict(state), message)
+        return new_state.to_dict(), {"message": message.to_stored(), "cumulative": cumulative.to_stored()}
+
+    return fold
+
+
+def sentiment_event(sentiment_data: dict[str, Any] | None) -> dict[str, Any]:
+    data = sentiment_data or {}
+    return {
+        key: Sentiment.from_stored(data[key]).to_event() if data.get(key) else None for key in ("message", "cumulative")
+    }
+
+
 async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
     event_ids = iter(range(1, 1_000_000_000))
     progress = TurnProgress()
     stored = False
+    sentiment: TurnSentiment | None = None
     structlog.contextvars.bind_contextvars(conversation_id=str(plan.turn.conversation_id))
 
     def frame(name: str, data: dict[str, Any]) -> bytes:
@@ -205,19 +293,21 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
         try:
             resolved = resolve_provider(plan.provider, plan.model)
             progress.served_by = resolved.served_by
+            sentiment = TurnSentiment(plan, resolved)
             if plan.turn.earlier_turn_in_flight:
                 await _wait_for_earlier_turns(plan)
             deadline = progress.started + settings.CHAT_STREAM_MAX_SECONDS
-            deltas = resolved.provider.stream(_chat_messages(plan), plan.options)
+            deltas = resolved.provider.stream(_chat_messages(plan), sentiment.chat_options(plan.options))
             async for item in _with_keepalive(deltas, interval=settings.CHAT_KEEPALIVE_SECONDS, deadline=deadline):
                 if isinstance(item, bytes):
                     yield item
                 elif isinstance(item, TextDelta):
-                    if item.text:
+                    text = sentiment.visible(item.text)
+                    if text:
                         if progress.first_token_ms is None:
                             progress.first_token_ms = round((time.monotonic() - progress.started) * 1000, 1)
-                        progress.reply.append(item.text)
-                        yield frame("chunk", {"content": item.text})
+                        progress.reply.append(text)
+                        yield frame("chunk", {"content": text})
                 elif isinstance(item, ThoughtDelta):
                     if item.text:
                         progress.thoughts.append(item.text)
@@ -237,12 +327,12 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
             yield frame("error", {"message": TOO_LONG_ERROR})
             return
 
-        sentiment_data = await _save(plan, progress.result(plan, TurnStatus.COMPLETE))
-        stored = True
-        sentiment_data = sentiment_data or {}
-        yield frame(
-            "sentiment", {"message": sentiment_data.get("message"), "cumulative": sentiment_data.get("cumulative")}
+        message_sentiment = await sentiment.result()
+        sentiment_data = await _save(
+            plan, progress.result(plan, TurnStatus.COMPLETE), sentiment_fold(message_sentiment)
         )
+        stored = True
+        yield frame("sentiment", sentiment_event(sentiment_data))
         yield frame("done", {"finish_reason": "stop"})
     except Exception:
         # Never raise after the first byte: daphne would leave the client hanging.
@@ -255,6 +345,8 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                 logger.exception("chat.turn.save_failed", message_id=plan.turn.assistant_message_id)
         yield frame("error", {"message": GENERIC_ERROR})
     finally:
+        if sentiment is not None:
+            sentiment.cancel()
         if not stored:
             # The client went away (CancelledError at an await, or GeneratorExit at a yield).
             logger.info("chat.turn.client_disconnected", reply_chars=sum(map(len, progress.reply)))

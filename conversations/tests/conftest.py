@@ -25,7 +25,7 @@ def scripted(settings) -> Iterator[Script]:
 
 
 def body(message: str = "Hello!", **extra: Any) -> dict[str, Any]:
-    return {"message": message, "provider": "scripted", "model": "test-model", **extra}
+    return {"message": message, "provider": "scripted", "model": "test-model", "sentiment_method": "local", **extra}
 
 
 def parse_events(raw: bytes) -> list[tuple[int | None, str, Any]]:

@@ -7,12 +7,14 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
+from django.core.asgi import get_asgi_application
 
 from conversations.models import Message
 from conversations.tests.conftest import STREAM, body, parse_events
-from lia.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+application = get_asgi_application()  # what lia.asgi serves, with the production middleware
 
 
 def http_scope(token: str, payload: bytes) -> dict:

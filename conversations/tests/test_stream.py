@@ -24,7 +24,7 @@ amessages_of = sync_to_async(messages_of)
 async def test_a_full_turn_streams_the_contract_frames_in_order(async_web, alice, scripted):
     scripted.reply("Hi", "! ", "How ", "can I help?", thoughts=["Greeting", " back."])
 
-    response, raw = await read_stream(async_web, alice, body())
+    response, raw = await read_stream(async_web, alice, body("I love this, it is wonderful!"))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream; charset=utf-8"
@@ -44,11 +44,14 @@ async def test_a_full_turn_streams_the_contract_frames_in_order(async_web, alice
         'id: 5\nevent: chunk\ndata: {"content":"! "}\n\n'
         'id: 6\nevent: chunk\ndata: {"content":"How "}\n\n'
         'id: 7\nevent: chunk\ndata: {"content":"can I help?"}\n\n'
-        'id: 8\nevent: sentiment\ndata: {"message":null,"cumulative":null}\n\n'
+        'id: 8\nevent: sentiment\ndata: {"message":{"score":0.8478,"label":"Positive","emotion":"happy"},'
+        '"cumulative":{"score":0.8478,"label":"Positive","emotion":"happy","summary":"User is happy"}}\n\n'
         'id: 9\nevent: done\ndata: {"finish_reason":"stop"}\n\n'
     )
     assert raw.decode() == expected
-    assert (user.role, user.content, user.status) == ("user", "Hello!", "complete")
+    assert (user.role, user.content, user.status) == ("user", "I love this, it is wonderful!", "complete")
+    assert user.sentiment_data["message"]["source"] == "local"
+    assert user.sentiment_data["cumulative"]["summary"] == "User is happy"
     assert (assistant.role, assistant.content, assistant.status) == ("assistant", "Hi! How can I help?", "complete")
     assert assistant.model_info["provider"] == "scripted"
     assert assistant.model_info["model"] == "test-model"

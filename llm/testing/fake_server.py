@@ -23,7 +23,8 @@ Control API (thread-safe; `reset()` restores everything):
   prompt_tokens=9, completion_tokens=None, usage=True, json=None, then=None, after=1)``:
   the reply of every following request. ``chunks`` is a list of text pieces, or a count of
   generated words (``"w1 w2 …"``); default: ``text`` split into words. ``delay`` is the pause
-  between frames (seconds). ``json`` answers JSON calls (default: an instance of the request's
+  between frames (seconds); ``json_delay`` delays only non-streamed (JSON) answers. ``json``
+  answers JSON calls (default: an instance of the request's
   schema whose "reply"-like strings hold ``text``). ``then`` breaks the stream after ``after``
   text frames: ``"cut"`` (socket closed mid-body), ``"error"`` (an error frame: OpenAI
   ``{"error":…}``, Gemini 503), ``"stall"`` (silence for ``fake.stall_seconds``), ``"end"``
@@ -48,7 +49,8 @@ Observation:
   connection.
 * ``fake.disconnects``: requests whose client went away before the response ended (detected
   within ~50 ms, also during delays and stalls, so a test can prove the SDK stream was closed);
-  ``fake.wait_for_disconnect(count=1, timeout=5)`` waits for them.
+  ``fake.wait_for_disconnect(count=1, timeout=5)`` waits for them; ``fake.wait_settled()`` waits
+  until no request is still "pending".
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class Script:
     chunks: Sequence[str] | int | None = None
     delay: float = 0.0
     first_delay: float = 0.0
+    json_delay: float = 0.0  # extra wait before answering a non-streamed (JSON) call
     finish_reason: str = "stop"
     prompt_tokens: int = 9
     completion_tokens: int | None = None
@@ -263,6 +266,12 @@ class FakeLLMServer:
             return self._lock.wait_for(
                 lambda: sum(r.outcome == "disconnected" for r in self.requests) >= count, timeout=timeout
             )
+
+    def wait_settled(self, timeout: float = 5.0) -> bool:
+        """Wait until every recorded request has an outcome: the client can read a response's
+        last byte a moment before the handler records "complete"."""
+        with self._lock:
+            return self._lock.wait_for(lambda: all(r.outcome != "pending" for r in self.requests), timeout=timeout)
 
     # --- used by the handler --------------------------------------------------------
 
@@ -459,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
             "system_fingerprint": "fp_fake",
         }
         if not body.get("stream"):
-            self._wait(script.first_delay)
+            self._wait(script.first_delay + script.json_delay)
             message = {"role": "assistant", "content": "".join(pieces), "refusal": None, "annotations": []}
             choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": script.finish_reason}
             self._json(200, {**envelope, "object": "chat.completion", "choices": [choice], "usage": usage})
@@ -573,7 +582,7 @@ class _Handler(BaseHTTPRequestHandler):
             return payload
 
         if not stream:
-            self._wait(script.first_delay)
+            self._wait(script.first_delay + script.json_delay)
             parts = [{"text": t, "thought": True} for t in script.thoughts] + [{"text": "".join(pieces)}]
             self._json(200, response(parts, script.finish_reason))
             return "complete"

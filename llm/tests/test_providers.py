@@ -238,6 +238,7 @@ async def test_transient_failures_are_retried_before_the_first_token(fake, name)
     deltas = await collect(name)
 
     assert text_of(deltas) == "Third time lucky"
+    assert await asyncio.to_thread(fake.wait_settled)
     assert [r.outcome for r in fake.requests] == ["failed", "failed", "complete"]
 
 

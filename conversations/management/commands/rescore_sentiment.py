@@ -1,0 +1,81 @@
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from datetime import time as day_start
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from conversations.models import Conversation
+from conversations.rescoring import conversation_rescore_sentiment
+from conversations.selectors import parse_conversation_id
+from sentiment import METHODS
+
+
+def _since(value: str) -> datetime:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--since: {value!r} is not a date (YYYY-MM-DD) or a datetime")
+        parsed = datetime.combine(day, day_start())
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute stored sentiment: every user message of the selected conversations by a method "
+        "(default: the method it was scored with, else `local`), then each conversation's running sentiment."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--method", choices=METHODS, help="score every message with this method")
+        parser.add_argument("--conversation", help="only this conversation (UUID)")
+        parser.add_argument("--since", help="only conversations active since this date (YYYY-MM-DD or ISO datetime)")
+        parser.add_argument("--batch-size", type=int, default=100, help="conversations read per query (default 100)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        conversations = Conversation.objects.order_by("created_at", "id")
+        if options["conversation"]:
+            conversation_id = parse_conversation_id(options["conversation"])
+            if conversation_id is None:
+                raise CommandError("--conversation must be a conversation UUID")
+            conversations = conversations.filter(pk=conversation_id)
+        if options["since"]:
+            conversations = conversations.filter(updated_at__gte=_since(options["since"]))
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        total = conversations.count()
+        if options["conversation"] and total == 0:
+            raise CommandError("no such conversation")
+
+        started = time.monotonic()
+        messages = fallbacks = skipped = done = 0
+        for conversation in conversations.iterator(chunk_size=options["batch_size"]):
+            outcome = asyncio.run(conversation_rescore_sentiment(conversation=conversation, method=options["method"]))
+            messages += outcome.messages
+            fallbacks += outcome.fallbacks
+            skipped += outcome.skipped
+            done += 1
+            self._progress(done, total)
+        if total:
+            self.stdout.write("")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Rescored {messages} message(s) in {done - skipped} conversation(s) in "
+                f"{time.monotonic() - started:.1f}s; {fallbacks} analysis failure(s) stored as neutral; "
+                f"{skipped} conversation(s) changed meanwhile and were left for a next run."
+            )
+        )
+
+    def _progress(self, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if getattr(self.stdout, "isatty", lambda: False)() or sys.stdout.isatty():
+            self.stdout.write(f"\r{bar}", ending="")
+        elif done == total or done % 50 == 0:
+            self.stdout.write(bar)

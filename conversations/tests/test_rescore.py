@@ -1,0 +1,90 @@
+"""manage.py rescore_sentiment rewrites stored message sentiment and the running state."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STALE = {"score": 0.0, "label": "Neutral", "emotion": "neutral", "source": "default", "details": {"error": "timeout"}}
+
+
+def conversation_with(persona, texts, *, updated_days_ago=0, provider="") -> Conversation:
+    at = timezone.now() - timedelta(days=updated_days_ago)
+    conversation = Conversation.objects.create(user=persona.user, title="t", updated_at=at, provider=provider)
+    for index, text in enumerate(texts):
+        Message.objects.create(
+            conversation=conversation,
+            role="user",
+            content=text,
+            sentiment_data={"message": STALE, "cumulative": None},
+            created_at=at + timedelta(seconds=index * 2),
+        )
+        Message.objects.create(
+            conversation=conversation, role="assistant", content="ok", created_at=at + timedelta(seconds=index * 2 + 1)
+        )
+    return conversation
+
+
+def rescore(*args: str) -> str:
+    out = StringIO()
+    call_command("rescore_sentiment", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_rescore_rewrites_messages_and_the_running_state(alice):
+    conversation = conversation_with(alice, ["I love this, it's wonderful!", "This is awful, I hate it."])
+
+    output = rescore("--method", "local")
+
+    first, second = Message.objects.filter(role="user").order_by("created_at")
+    assert first.sentiment_data["message"]["label"] == "Positive"
+    assert first.sentiment_data["message"]["source"] == "local"
+    assert second.sentiment_data["message"]["label"] == "Negative"
+    mean = (first.sentiment_data["message"]["score"] + second.sentiment_data["message"]["score"]) / 2
+    assert second.sentiment_data["cumulative"]["score"] == pytest.approx(mean, abs=1e-4)
+    conversation.refresh_from_db()
+    assert conversation.sentiment_state["count"] == 2
+    assert "Rescored 2 message(s) in 1 conversation(s)" in output
+    assert "1/1" in output
+
+
+def test_rescore_selects_by_conversation_and_date(alice):
+    recent = conversation_with(alice, ["I love it!"])
+    old = conversation_with(alice, ["I love it!"], updated_days_ago=30)
+
+    rescore("--since", (timezone.now() - timedelta(days=7)).date().isoformat())
+
+    assert Message.objects.get(conversation=recent, role="user").sentiment_data["message"]["source"] == "local"
+    assert Message.objects.get(conversation=old, role="user").sentiment_data["message"] == STALE
+
+    rescore("--conversation", str(old.pk))
+    assert Message.objects.get(conversation=old, role="user").sentiment_data["message"]["label"] == "Positive"
+
+
+def test_rescore_with_an_llm_method_uses_the_conversations_provider(alice, fake_llm_providers):
+    fake_llm_providers.script(json={"score": -0.4, "label": "negative", "emotion": "worried"})
+    conversation_with(alice, ["I'm not sure about this."], provider="openai")
+
+    rescore("--method", "llm_separate")
+
+    stored = Message.objects.get(role="user").sentiment_data["message"]
+    assert (stored["score"], stored["label"], stored["source"]) == (-0.4, "Negative", "llm_separate")
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--conversation", "nope"], "UUID"),
+        (["--conversation", "00000000-0000-0000-0000-000000000000"], "no such conversation"),
+        (["--since", "yesterday"], "not a date"),
+    ],
+)
+def test_rescore_rejects_bad_arguments(db, args, error):
+    with pytest.raises(CommandError, match=error):
+        rescore(*args)
