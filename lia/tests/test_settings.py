@@ -69,3 +69,12 @@ def test_production_settings_hash_with_argon2():
     from lia.settings import base
 
     assert base.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+
+
+def test_every_variable_is_documented_in_env_example():
+    import re
+
+    read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', (ROOT / "lia/settings/base.py").read_text()))
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+    assert read - documented == set()
