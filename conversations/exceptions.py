@@ -12,3 +12,13 @@ class ConversationNotFound(ConversationsError):
 class NoMessageContent(ConversationsError):
     def __init__(self) -> None:
         super().__init__("No message content provided")
+
+
+class TooManyStreams(ConversationsError):
+    """The user already has the most replies streaming at once that the server allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"Too many replies are streaming at once (at most {limit}). Wait for one to finish and try again."
+        )
+        self.limit = limit

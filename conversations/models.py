@@ -48,6 +48,8 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Last write: while a reply streams, its periodic checkpoint (a heartbeat the sweep reads).
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         indexes = [

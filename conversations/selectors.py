@@ -76,9 +76,21 @@ def conversation_context(
     return kept
 
 
-def conversation_has_turn_in_flight(*, conversation_id: uuid.UUID, before_id: int, since: datetime) -> bool:
-    """An earlier reply in this conversation is still streaming (started after `since`: older
-    placeholders belong to a process that died and are swept, not waited for)."""
-    return Message.objects.filter(
-        conversation_id=conversation_id, id__lt=before_id, status=TurnStatus.STREAMING, created_at__gte=since
-    ).exists()
+def streaming_messages(*, alive_since: datetime) -> QuerySet[Message]:
+    """Replies still streaming, with a heartbeat since `alive_since` (older ones belong to a
+    process that died: the sweep marks them interrupted)."""
+    return Message.objects.filter(status=TurnStatus.STREAMING, updated_at__gte=alive_since)
+
+
+def conversation_has_turn_in_flight(*, conversation_id: uuid.UUID, before_id: int, alive_since: datetime) -> bool:
+    return (
+        streaming_messages(alive_since=alive_since).filter(conversation_id=conversation_id, id__lt=before_id).exists()
+    )
+
+
+def user_streams_elsewhere(*, user: User, conversation_id: uuid.UUID | None, alive_since: datetime) -> int:
+    """How many of the user's replies are streaming in other conversations."""
+    streams = streaming_messages(alive_since=alive_since).filter(conversation__user=user)
+    if conversation_id is not None:
+        streams = streams.exclude(conversation_id=conversation_id)
+    return streams.count()

@@ -3,23 +3,26 @@ assistant placeholder, committed before the first byte) and after it (the reply,
 the sentiment, in one transaction under the conversation's row lock, so concurrent turns never
 half-write the running state)."""
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from conversations.exceptions import TooManyStreams
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.selectors import (
     conversation_context,
     conversation_get_for_user,
     conversation_has_turn_in_flight,
+    user_streams_elsewhere,
 )
 
 logger = structlog.get_logger("lia.chat")
@@ -50,13 +53,33 @@ class TurnStart:
     earlier_turn_in_flight: bool  # an earlier reply in this conversation is still streaming
 
 
+def heartbeat_cutoff(now: datetime | None = None) -> datetime:
+    """Replies whose last checkpoint is older than this are no longer streaming anywhere."""
+    return (now or timezone.now()) - timedelta(seconds=3 * settings.CHAT_CHECKPOINT_SECONDS + 10)
+
+
 def turn_start(*, user: User, conversation_id: str | None, text: str, provider: str, model: str) -> TurnStart:
     """Resolve or create the conversation, store the user message and the assistant's
-    placeholder, commit. Raises ConversationNotFound for an unknown or foreign id."""
+    placeholder, commit. Raises ConversationNotFound for an unknown or foreign id, and
+    TooManyStreams when the user already has CHAT_MAX_CONCURRENT_STREAMS replies streaming in
+    other conversations (a new turn in a conversation with one in flight is never refused: the
+    web client aborts and resends at once, and turns of one conversation are serialised)."""
     now = timezone.now()
+    streaming_messages_sweep_now_and_then()
     with transaction.atomic():
+        conversation = None
         if conversation_id:
             conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        limit = settings.CHAT_MAX_CONCURRENT_STREAMS
+        if limit:
+            # One turn start per user at a time, so two can't both squeeze under the cap.
+            User.objects.select_for_update().filter(pk=user.pk).first()
+            streaming = user_streams_elsewhere(
+                user=user, conversation_id=conversation.pk if conversation else None, alive_since=heartbeat_cutoff(now)
+            )
+            if streaming >= limit:
+                raise TooManyStreams(limit)
+        if conversation is not None:
             conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
             is_new = conversation.title is None and not conversation.messages.exists()
         else:
@@ -73,6 +96,7 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
             status=TurnStatus.STREAMING,
             model_info={"provider": provider, "model": model, "thoughts": None},
             created_at=now,
+            updated_at=now,
         )
         conversation.updated_at = now
         conversation.status = TurnStatus.STREAMING
@@ -86,9 +110,7 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
         assistant_message_id=assistant_message.pk,
         history=turn_history(conversation_id=conversation.pk, user_message_id=user_message.pk),
         earlier_turn_in_flight=conversation_has_turn_in_flight(
-            conversation_id=conversation.pk,
-            before_id=user_message.pk,
-            since=now - timedelta(seconds=settings.CHAT_STREAM_MAX_SECONDS),
+            conversation_id=conversation.pk, before_id=user_message.pk, alive_since=heartbeat_cutoff(now)
         ),
     )
 
@@ -133,6 +155,7 @@ def turn_finish(
             model_info=result.model_info,
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
+            updated_at=now,
         )
         conversation.updated_at = now
         conversation.status = result.status
@@ -149,15 +172,62 @@ def turn_finish(
     return sentiment_data
 
 
-def streaming_messages_sweep(*, older_than: timedelta) -> int:
-    """Mark replies left `streaming` by a process that died (kill -9, OOM) as interrupted."""
-    cutoff = timezone.now() - older_than
-    stale = Message.objects.filter(status=TurnStatus.STREAMING, created_at__lt=cutoff)
+def turn_finish_durably(
+    *, turn: TurnStart, result: TurnResult, sentiment_fold: SentimentFold | None = None, within: float
+) -> dict[str, Any] | None:
+    """turn_finish, retried with backoff for up to `within` seconds while the database is
+    unreachable (restart, failover, exhausted pool), each time on a fresh connection."""
+    deadline = time.monotonic() + within
+    delay = 0.2
+    while True:
+        try:
+            return turn_finish(turn=turn, result=result, sentiment_fold=sentiment_fold)
+        except (OperationalError, InterfaceError) as exc:
+            connection.close()
+            if time.monotonic() + delay > deadline:
+                logger.error(
+                    "chat.turn.save_gave_up",
+                    conversation_id=str(turn.conversation_id),
+                    message_id=turn.assistant_message_id,
+                    error=type(exc).__name__,
+                )
+                raise
+            logger.warning("chat.turn.save_retry", message_id=turn.assistant_message_id, error=type(exc).__name__)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def turn_checkpoint(*, turn: TurnStart, content: str) -> None:
+    """Store the reply so far while it streams: a crash loses at most one interval of text, and
+    the write is the heartbeat that tells other requests the reply is still alive."""
+    Message.objects.filter(pk=turn.assistant_message_id, status=TurnStatus.STREAMING).update(
+        content=content, updated_at=timezone.now()
+    )
+
+
+_last_sweep = 0.0
+
+
+def streaming_messages_sweep_now_and_then(*, every: float = 60.0) -> None:
+    """Sweep at most once a minute per process, from the chat path: orphans of a worker that
+    died get marked even when no process restarts."""
+    global _last_sweep
+    if time.monotonic() - _last_sweep >= every:
+        _last_sweep = time.monotonic()
+        streaming_messages_sweep()
+
+
+def streaming_messages_sweep() -> int:
+    """Mark replies left `streaming` by a process that died (kill -9, OOM, a lost host) as
+    interrupted: their heartbeat stopped. Safe to run at any time, from any process."""
+    stale = Message.objects.filter(status=TurnStatus.STREAMING, updated_at__lt=heartbeat_cutoff())
     conversation_ids = set(stale.values_list("conversation_id", flat=True))
     count = stale.update(status=TurnStatus.INTERRUPTED)
     Conversation.objects.filter(pk__in=conversation_ids, status=TurnStatus.STREAMING).update(
         status=TurnStatus.INTERRUPTED
     )
+    if count:
+        logger.info("chat.sweep.interrupted", count=count)
     return count
 
 

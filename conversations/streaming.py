@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -21,7 +20,15 @@ from django.conf import settings
 
 from conversations.models import TurnStatus
 from conversations.selectors import conversation_has_turn_in_flight
-from conversations.services import SentimentFold, TurnResult, TurnStart, turn_finish, turn_history
+from conversations.services import (
+    SentimentFold,
+    TurnResult,
+    TurnStart,
+    heartbeat_cutoff,
+    turn_checkpoint,
+    turn_finish_durably,
+    turn_history,
+)
 from llm import (
     ChatMessage,
     ChatOptions,
@@ -162,10 +169,12 @@ async def _wait_for_earlier_turns(plan: TurnPlan) -> None:
     (another request, maybe another process) a moment to be stored before reading the history."""
     turn = plan.turn
     deadline = time.monotonic() + settings.CHAT_TURN_WAIT_SECONDS
-    since_at = datetime.fromtimestamp(time.time() - settings.CHAT_STREAM_MAX_SECONDS, tz=UTC)
     check = sync_to_async(conversation_has_turn_in_flight)
     while time.monotonic() < deadline:
-        if not await check(conversation_id=turn.conversation_id, before_id=turn.user_message_id, since=since_at):
+        alive_since = heartbeat_cutoff()
+        if not await check(
+            conversation_id=turn.conversation_id, before_id=turn.user_message_id, alive_since=alive_since
+        ):
             break
         await asyncio.sleep(0.1)
     plan.turn = TurnStart(
@@ -186,21 +195,41 @@ def _chat_messages(plan: TurnPlan) -> list[ChatMessage]:
     ]
 
 
-async def _save(plan: TurnPlan, result: TurnResult, fold: SentimentFold | None = None) -> dict[str, Any] | None:
-    return await sync_to_async(turn_finish)(turn=plan.turn, result=result, sentiment_fold=fold)
+async def _save(
+    plan: TurnPlan, result: TurnResult, fold: SentimentFold | None = None, *, within: float | None = None
+) -> dict[str, Any] | None:
+    return await sync_to_async(turn_finish_durably)(
+        turn=plan.turn,
+        result=result,
+        sentiment_fold=fold,
+        within=settings.CHAT_SAVE_RETRY_SECONDS if within is None else within,
+    )
 
 
 async def _save_after_disconnect(plan: TurnPlan, result: TurnResult) -> None:
     """Store the partial reply of a turn whose client went away. Shielded from a second
-    cancellation and bounded, so the save finishes (or is given up and logged) in time."""
+    cancellation and bounded, so the save finishes (or is given up and logged) in time; the
+    last checkpoint and the sweep cover what this can't."""
     try:
-        await asyncio.wait_for(asyncio.shield(_save(plan, result)), SAVE_TIMEOUT_SECONDS)
+        save = _save(plan, result, within=SAVE_TIMEOUT_SECONDS - 1)
+        await asyncio.wait_for(asyncio.shield(save), SAVE_TIMEOUT_SECONDS)
     except BaseException:
         logger.exception(
             "chat.turn.save_failed",
             conversation_id=str(plan.turn.conversation_id),
             message_id=plan.turn.assistant_message_id,
         )
+
+
+async def _heartbeat(plan: TurnPlan, progress: "TurnProgress") -> None:
+    """Checkpoint the reply so far every CHAT_CHECKPOINT_SECONDS, off the token path."""
+    checkpoint = sync_to_async(turn_checkpoint)
+    while True:
+        await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
+        try:
+            await checkpoint(turn=plan.turn, content="".join(progress.reply))
+        except Exception as exc:  # a missed checkpoint costs nothing but durability
+            logger.warning("chat.turn.checkpoint_failed", error=type(exc).__name__)
 
 
 def llm_json_call(provider: Provider, model: str) -> LLMJsonCall:
@@ -281,6 +310,7 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
     progress = TurnProgress()
     stored = False
     sentiment: TurnSentiment | None = None
+    heartbeat: asyncio.Task[None] | None = None
     structlog.contextvars.bind_contextvars(conversation_id=str(plan.turn.conversation_id))
 
     def frame(name: str, data: dict[str, Any]) -> bytes:
@@ -294,6 +324,7 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
             resolved = resolve_provider(plan.provider, plan.model)
             progress.served_by = resolved.served_by
             sentiment = TurnSentiment(plan, resolved)
+            heartbeat = asyncio.create_task(_heartbeat(plan, progress))
             if plan.turn.earlier_turn_in_flight:
                 await _wait_for_earlier_turns(plan)
             deadline = progress.started + settings.CHAT_STREAM_MAX_SECONDS
@@ -345,6 +376,8 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                 logger.exception("chat.turn.save_failed", message_id=plan.turn.assistant_message_id)
         yield frame("error", {"message": GENERIC_ERROR})
     finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
         if sentiment is not None:
             sentiment.cancel()
         if not stored:

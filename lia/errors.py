@@ -110,6 +110,7 @@ def _domain_status(exc: Exception) -> int | None:
         (accounts.TokenRejected, 401),
         (conversations.ConversationNotFound, 404),
         (conversations.NoMessageContent, 400),
+        (conversations.TooManyStreams, 429),
     ]
     for exc_type, status in table:
         if isinstance(exc, exc_type):
@@ -155,9 +156,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body(str(exc.detail)), status=exc.status_code)
     status = _domain_status(exc)
     if status is not None:
+        details = None
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
-        return Response(error_body(str(exc)), status=status, headers=headers)
+        if status == 429:
+            headers["Retry-After"] = "1"
+            details = {"retry_after": 1}
+        return Response(error_body(str(exc), details), status=status, headers=headers)
     if isinstance(exc, DatabaseError | PoolTimeout) and not isinstance(exc, IntegrityError | DataError):
         # The database is down, restarting or out of pooled connections: a clean, retryable 503.
         logger.error("request.database_unavailable", error=type(exc).__name__)

@@ -26,7 +26,8 @@ def backends_in_use() -> int:
         return cursor.fetchone()[0]
 
 
-async def test_five_times_the_pool_of_streams_complete(async_web, alice, scripted):
+async def test_five_times_the_pool_of_streams_complete(async_web, alice, scripted, settings):
+    settings.CHAT_MAX_CONCURRENT_STREAMS = 0  # one user opens them all here
     size = pool_size()
     scripted.reply(*[f"w{i} " for i in range(8)], delay=0.05)
 

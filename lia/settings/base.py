@@ -355,6 +355,12 @@ CHAT_STREAM_MAX_SECONDS = env.float("CHAT_STREAM_MAX_SECONDS", default=300.0)
 CHAT_KEEPALIVE_SECONDS = env.float("CHAT_KEEPALIVE_SECONDS", default=15.0)
 # A new turn waits at most this long for an earlier reply in the same conversation to be stored.
 CHAT_TURN_WAIT_SECONDS = env.float("CHAT_TURN_WAIT_SECONDS", default=10.0)
+# A user may have at most this many replies streaming at once across conversations (0: no cap).
+CHAT_MAX_CONCURRENT_STREAMS = env.int("CHAT_MAX_CONCURRENT_STREAMS", default=4)
+# While a reply streams, its text so far is stored every this many seconds (also its heartbeat).
+CHAT_CHECKPOINT_SECONDS = env.float("CHAT_CHECKPOINT_SECONDS", default=5.0)
+# How long storing a finished reply is retried while the database is unreachable.
+CHAT_SAVE_RETRY_SECONDS = env.float("CHAT_SAVE_RETRY_SECONDS", default=30.0)
 # The assistant's persona (CONTRACT §9.9).
 CHAT_SYSTEM_PROMPT = env.str(
     "CHAT_SYSTEM_PROMPT",

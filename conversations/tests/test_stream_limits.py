@@ -1,0 +1,157 @@
+"""Per-user stream cap, checkpoints, the sweep of orphaned replies, and durable saves."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import OperationalError
+from django.utils import timezone
+
+from conversations import services
+from conversations.models import Conversation, Message, TurnStatus
+from conversations.services import TurnResult, streaming_messages_sweep, turn_finish_durably
+from conversations.tests.conftest import body, read_stream
+from conversations.tests.test_disconnect import open_stream, read_until, wait_for_status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def slow_streams(alice, count: int) -> list:
+    communicators = []
+    for index in range(count):
+        communicator = await open_stream(alice.token, body(f"stream {index}"))
+        await read_until(communicator, 1)
+        communicators.append(communicator)
+    return communicators
+
+
+async def close_all(communicators: list) -> None:
+    for communicator in communicators:
+        await communicator.send_input({"type": "http.disconnect"})
+        await communicator.wait(timeout=5)
+
+
+async def test_a_user_gets_at_most_k_simultaneous_streams(async_web, alice, bob, scripted, settings):
+    settings.CHAT_MAX_CONCURRENT_STREAMS = 2
+    scripted.reply(*[f"w{i} " for i in range(40)], delay=0.05)
+    open_ones = await slow_streams(alice, 2)
+
+    refused, _ = await read_stream(async_web, alice, body("one more"))
+    others, _ = await read_stream(async_web, bob, body("bob is not affected"))
+
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "1"
+    assert "Too many replies are streaming at once (at most 2)" in refused.json()["error"]["message"]
+    assert others.status_code == 200
+    await close_all(open_ones)
+
+
+async def test_an_aborted_stream_frees_its_slot_at_once(async_web, alice, scripted, settings):
+    settings.CHAT_MAX_CONCURRENT_STREAMS = 2
+    scripted.reply(*[f"w{i} " for i in range(40)], delay=0.05)
+    first, second = await slow_streams(alice, 2)
+
+    await close_all([first])
+    scripted.reply("quick")
+    response, _ = await read_stream(async_web, alice, body("after the abort"))
+
+    assert response.status_code == 200
+    await close_all([second])
+
+
+async def test_a_new_turn_in_a_conversation_with_one_in_flight_is_never_refused(async_web, alice, scripted, settings):
+    settings.CHAT_MAX_CONCURRENT_STREAMS = 1
+    scripted.reply(*[f"w{i} " for i in range(10)], delay=0.05)
+    [communicator] = await slow_streams(alice, 1)
+    conversation_id = str((await sync_to_async(Conversation.objects.get)()).pk)
+
+    scripted.reply("regenerated")
+    resend = asyncio.create_task(read_stream(async_web, alice, body("again", conversation_id=conversation_id)))
+    await close_all([communicator])  # the web client aborts, then resends
+    response, _ = await resend
+
+    assert response.status_code == 200
+
+
+async def test_checkpoints_store_the_reply_while_it_streams(alice, scripted, settings):
+    settings.CHAT_CHECKPOINT_SECONDS = 0.1
+    scripted.reply(*[f"w{i} " for i in range(30)], delay=0.03)
+    communicator = await open_stream(alice.token, body())
+    events = await read_until(communicator, 12)
+    assistant_id = events[0][2]["message_id"] + 1
+
+    stored = await sync_to_async(Message.objects.get)(pk=assistant_id)
+    assert stored.status == "streaming"
+    assert stored.content.startswith("w0 w1 ")
+    assert stored.updated_at > stored.created_at
+    await close_all([communicator])
+    assert (await wait_for_status(assistant_id, "interrupted")).content.startswith(stored.content)
+
+
+def test_the_sweep_marks_replies_whose_heartbeat_stopped(alice):
+    conversation = Conversation.objects.create(user=alice.user, status=TurnStatus.STREAMING)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    orphan = Message.objects.create(
+        conversation=conversation, role="assistant", content="half a rep", status="streaming", updated_at=long_ago
+    )
+    alive = Message.objects.create(conversation=conversation, role="assistant", content="live", status="streaming")
+
+    assert streaming_messages_sweep() == 1
+
+    orphan.refresh_from_db()
+    alive.refresh_from_db()
+    assert (orphan.status, orphan.content) == ("interrupted", "half a rep")
+    assert alive.status == "streaming"
+
+
+async def test_a_new_turn_does_not_wait_for_an_orphaned_reply(async_web, alice, scripted, settings):
+    settings.CHAT_TURN_WAIT_SECONDS = 30
+    await read_stream(async_web, alice, body("first"))
+    conversation = await sync_to_async(Conversation.objects.get)()
+    stale = timezone.now() - timedelta(minutes=5)
+    await sync_to_async(Message.objects.filter(role="assistant").update)(status="streaming", updated_at=stale)
+
+    response, _ = await asyncio.wait_for(
+        read_stream(async_web, alice, body("second", conversation_id=str(conversation.pk))), timeout=10
+    )
+
+    assert response.status_code == 200
+
+
+def test_finished_replies_are_saved_through_a_database_outage(alice, monkeypatch):
+    conversation = Conversation.objects.create(user=alice.user)
+    user = Message.objects.create(conversation=conversation, role="user", content="hi")
+    assistant = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+    turn = services.TurnStart(conversation.pk, user.pk, assistant.pk, [], False)
+    real_finish = services.turn_finish
+    failures = iter([OperationalError("server closed the connection"), OperationalError("connection refused")])
+
+    def flaky_finish(**kwargs):
+        failure = next(failures, None)
+        if failure:
+            raise failure
+        return real_finish(**kwargs)
+
+    monkeypatch.setattr(services, "turn_finish", flaky_finish)
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+
+    turn_finish_durably(
+        turn=turn, result=TurnResult(content="kept", status=TurnStatus.COMPLETE, model_info={}), within=30
+    )
+
+    assistant.refresh_from_db()
+    assert (assistant.content, assistant.status) == ("kept", "complete")
+
+
+def test_a_save_that_keeps_failing_gives_up_and_says_so(alice, monkeypatch):
+    def down(**kwargs):
+        raise OperationalError("down")
+
+    monkeypatch.setattr(services, "turn_finish", down)
+    turn = services.TurnStart(None, 1, 2, [], False)
+
+    with pytest.raises(OperationalError):
+        turn_finish_durably(
+            turn=turn, result=TurnResult(content="", status=TurnStatus.FAILED, model_info={}), within=0.3
+        )
