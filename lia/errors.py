@@ -193,6 +193,12 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
     return json_error(403, "You don't have permission to do this.")
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: Django's CSRF check guards the admin's forms (the API uses the
+    Origin check instead); its refusal is JSON like every other error."""
+    return json_error(403, "CSRF verification failed. Reload the page and try again.")
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return json_error(404, "Not Found")
 

@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
+from conversations.views import chat_page
+from health.views import get_only
 from lia.errors import handler404 as not_found
+from lia.views import root
 
 urlpatterns = [
     path("api/v1/auth/", include("accounts.urls")),
@@ -11,6 +14,8 @@ urlpatterns = [
     path("api/v1/chat/", include("sentiment.urls")),
     path("admin/", admin.site.urls),
     path("", include("health.urls")),
+    path("chat", csrf_exempt(get_only(chat_page)), name="chat-page"),
+    path("", csrf_exempt(root), name="root"),
     # Unknown paths answer the contract's JSON 404 for every method, in DEBUG too (where
     # Django would otherwise render its HTML technical page).
     re_path(r"^", csrf_exempt(not_found)),
