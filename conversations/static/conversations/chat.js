@@ -75,6 +75,7 @@ async function loadHistory() {
     item.textContent = conversation.title || "New conversation";
     item.dataset.id = conversation.id;
     item.classList.toggle("active", conversation.id === state.conversationId);
+    if (conversation.id === state.conversationId) $("#title").textContent = item.textContent;
     item.addEventListener("click", () => openConversation(conversation.id));
     list.append(item);
   }
