@@ -80,7 +80,9 @@ class RegisterApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         email = EmailField(max_length=255, error_messages=_length_messages(1, 255))
-        username = StrictCharField(min_length=3, max_length=50, error_messages=_length_messages(3, 50))
+        username = StrictCharField(
+            min_length=3, max_length=50, trim_whitespace=False, error_messages=_length_messages(3, 50)
+        )
         password = StrictCharField(
             min_length=8, max_length=100, trim_whitespace=False, error_messages=_length_messages(8, 100)
         )

@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.hashers import django_hash_of
+
 USERNAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
 
 
@@ -57,6 +59,20 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    def check_password(self, raw_password: str | None) -> bool:
+        """Also accepts the FastAPI backend's hashes (stored without Django's prefix), and
+        upgrades them to the preferred hasher on success."""
+        imported = django_hash_of(self.password or "")
+        if imported is None:
+            return super().check_password(raw_password)
+        self.password = imported
+        if not super().check_password(raw_password):
+            return False
+        if self.password == imported:  # Django didn't re-hash it (same parameters): do it now
+            self.set_password(raw_password)
+            self.save(update_fields=["password"])
+        return True
 
 
 class RevokedToken(models.Model):

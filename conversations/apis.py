@@ -70,17 +70,22 @@ class UIMessageSerializer(serializers.Serializer):
     parts = MessagePartSerializer(many=True)
 
 
-def message_text(data: dict[str, Any]) -> str:
-    """CONTRACT §7.5: `message`, else the text parts of the last user item of `messages`."""
+def extract_text(data: dict[str, Any]) -> str:
+    """CONTRACT §7.5: `message`, else the text parts of the last user item of `messages`
+    joined by a space; "" when there is none."""
     if data.get("message"):
         return data["message"]
     for item in reversed(data.get("messages") or []):
         if item["role"] == "user":
-            texts = [part["text"] for part in item["parts"] if part["type"] == "text" and part.get("text")]
-            if texts:
-                return " ".join(texts)
-            break
-    raise NoMessageContent()
+            return " ".join(part["text"] for part in item["parts"] if part["type"] == "text" and part.get("text"))
+    return ""
+
+
+def message_text(data: dict[str, Any]) -> str:
+    text = extract_text(data)
+    if not text:
+        raise NoMessageContent()
+    return text
 
 
 class ChatStreamApi(APIView):
@@ -95,7 +100,8 @@ class ChatStreamApi(APIView):
             },
         )
         messages = UIMessageSerializer(many=True, required=False, max_length=50)
-        conversation_id = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=100)
+        # Any string: a malformed id is "not found" (404, CONTRACT §7.6), not a validation error.
+        conversation_id = StrictCharField(required=False, allow_null=True, allow_blank=True)
         provider = StrictCharField(required=False, max_length=64)
         model = StrictCharField(required=False, max_length=200)
         sentiment_method = StrictCharField(required=False)
@@ -106,6 +112,13 @@ class ChatStreamApi(APIView):
 
         def validate_sentiment_method(self, value: str) -> str:
             return _one_of(value, METHODS)
+
+        def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+            if not data.get("message") and len(extract_text(data)) > MESSAGE_MAX_CHARS:
+                raise serializers.ValidationError(
+                    {"messages": [f"The message text should have at most {MESSAGE_MAX_CHARS} characters"]}
+                )
+            return data
 
     def post(self, request: Request) -> StreamingHttpResponse:
         serializer = self.InputSerializer(data=request.data)
@@ -150,11 +163,12 @@ class ChatStreamApi(APIView):
         response = StreamingHttpResponse(chat_turn_events(plan), content_type="text/event-stream; charset=utf-8")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
+        response["Connection"] = "keep-alive"
         return response
 
 
 class PageSerializer(serializers.Serializer):
-    offset = StrictIntegerField(required=False, min_value=0, default=0)
+    offset = StrictIntegerField(required=False, min_value=0, max_value=2**31 - 1, default=0)
 
 
 class HistoryApi(APIView):

@@ -54,24 +54,36 @@ def conversation_messages_page(*, conversation: Conversation, offset: int, limit
     return MessagePage(messages=list(messages[offset : offset + limit]), total=messages.count())
 
 
+# The model always sees at least this many of the latest messages (CONTRACT §9.9), each cut to
+# what fits, and at least MIN_CHARS of each.
+CONTEXT_MIN_MESSAGES = 10
+CONTEXT_MIN_CHARS = 500
+
+
 def conversation_context(
     *, conversation_id: uuid.UUID, before_id: int, max_messages: int, max_chars: int
-) -> list[Message]:
-    """The turns the model sees before message `before_id`: the newest `max_messages` that fit in
-    `max_chars`, oldest first. Empty replies (a turn aborted before its first token) carry nothing."""
+) -> list[tuple[str, str]]:
+    """The turns the model sees before message `before_id`, oldest first, as (role, content):
+    the newest `max_messages` within about `max_chars`. A message too long for what is left of
+    the budget is cut (its opening kept) rather than dropped while fewer than
+    CONTEXT_MIN_MESSAGES are in. Empty replies (a turn aborted before its first token) carry
+    nothing and are skipped."""
     recent = (
         Message.objects.filter(conversation_id=conversation_id, id__lt=before_id)
         .exclude(content="")
         .order_by("-created_at", "-id")
         .only("role", "content")[:max_messages]
     )
-    kept: list[Message] = []
+    kept: list[tuple[str, str]] = []
     budget = max_chars
     for message in recent:
-        if len(message.content) > budget:
-            break
-        budget -= len(message.content)
-        kept.append(message)
+        content = message.content
+        if len(content) > budget:
+            if len(kept) >= CONTEXT_MIN_MESSAGES:
+                break
+            content = content[: max(budget, CONTEXT_MIN_CHARS)]
+        budget -= len(content)
+        kept.append((message.role, content))
     kept.reverse()
     return kept
 

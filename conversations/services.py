@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from conversations.exceptions import TooManyStreams
+from conversations.exceptions import ConversationNotFound, TooManyStreams
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.selectors import (
     conversation_context,
@@ -80,7 +80,9 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
             if streaming >= limit:
                 raise TooManyStreams(limit)
         if conversation is not None:
-            conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+            conversation = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+            if conversation is None:  # deleted a moment ago
+                raise ConversationNotFound()
             is_new = conversation.title is None and not conversation.messages.exists()
         else:
             conversation = Conversation.objects.create(user=user, created_at=now, updated_at=now)
@@ -116,13 +118,12 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
 
 
 def turn_history(*, conversation_id: uuid.UUID, user_message_id: int) -> list[tuple[str, str]]:
-    messages = conversation_context(
+    return conversation_context(
         conversation_id=conversation_id,
         before_id=user_message_id,
         max_messages=settings.CHAT_CONTEXT_MAX_MESSAGES,
         max_chars=settings.CHAT_CONTEXT_MAX_CHARS,
     )
-    return [(m.role, m.content) for m in messages]
 
 
 @dataclass(frozen=True)

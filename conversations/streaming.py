@@ -10,13 +10,14 @@ interrupted, saved in `finally`, and the cancellation re-raised).
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 
 from conversations.models import TurnStatus
 from conversations.selectors import conversation_has_turn_in_flight
@@ -60,6 +61,20 @@ KEEPALIVE = b": keep-alive\n\n"
 GENERIC_ERROR = "An error occurred processing your request."
 TOO_LONG_ERROR = "The reply took too long and was stopped."
 SAVE_TIMEOUT_SECONDS = 8.0  # under daphne's 10 s application_close_timeout
+
+
+def released(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` (sync, touching the database) made awaitable, giving its pooled connection back as
+    soon as it returns: between its short database visits an open stream holds no connection.
+    (Django would otherwise keep the request thread's connection until the response ends.)"""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return sync_to_async(call)
 
 
 def sse_event(event_id: int, name: str, data: dict[str, Any]) -> bytes:
@@ -169,7 +184,7 @@ async def _wait_for_earlier_turns(plan: TurnPlan) -> None:
     (another request, maybe another process) a moment to be stored before reading the history."""
     turn = plan.turn
     deadline = time.monotonic() + settings.CHAT_TURN_WAIT_SECONDS
-    check = sync_to_async(conversation_has_turn_in_flight)
+    check = released(conversation_has_turn_in_flight)
     while time.monotonic() < deadline:
         alive_since = heartbeat_cutoff()
         if not await check(
@@ -181,7 +196,7 @@ async def _wait_for_earlier_turns(plan: TurnPlan) -> None:
         conversation_id=turn.conversation_id,
         user_message_id=turn.user_message_id,
         assistant_message_id=turn.assistant_message_id,
-        history=await sync_to_async(turn_history)(
+        history=await released(turn_history)(
             conversation_id=turn.conversation_id, user_message_id=turn.user_message_id
         ),
         earlier_turn_in_flight=False,
@@ -198,12 +213,18 @@ def _chat_messages(plan: TurnPlan) -> list[ChatMessage]:
 async def _save(
     plan: TurnPlan, result: TurnResult, fold: SentimentFold | None = None, *, within: float | None = None
 ) -> dict[str, Any] | None:
-    return await sync_to_async(turn_finish_durably)(
+    return await released(turn_finish_durably)(
         turn=plan.turn,
         result=result,
         sentiment_fold=fold,
         within=settings.CHAT_SAVE_RETRY_SECONDS if within is None else within,
     )
+
+
+async def _final_save(plan: TurnPlan, result: TurnResult, fold: SentimentFold | None = None) -> dict[str, Any] | None:
+    """The turn's one final save, shielded: a client that leaves while it runs doesn't stop it,
+    and the stored outcome stays this one (not `interrupted` on top of it)."""
+    return await asyncio.shield(asyncio.ensure_future(_save(plan, result, fold)))
 
 
 async def _save_after_disconnect(plan: TurnPlan, result: TurnResult) -> None:
@@ -223,7 +244,7 @@ async def _save_after_disconnect(plan: TurnPlan, result: TurnResult) -> None:
 
 async def _heartbeat(plan: TurnPlan, progress: "TurnProgress") -> None:
     """Checkpoint the reply so far every CHAT_CHECKPOINT_SECONDS, off the token path."""
-    checkpoint = sync_to_async(turn_checkpoint)
+    checkpoint = released(turn_checkpoint)
     while True:
         await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
         try:
@@ -347,22 +368,22 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                     progress.finish = item
         except LLMError as exc:
             logger.warning("chat.turn.provider_failed", error=type(exc).__name__, provider=plan.provider)
-            await _save(plan, progress.result(plan, TurnStatus.FAILED))
             stored = True
+            await _final_save(plan, progress.result(plan, TurnStatus.FAILED))
             yield frame("error", {"message": exc.public_message})
             return
         except StreamTooLong:
             logger.warning("chat.turn.too_long", seconds=settings.CHAT_STREAM_MAX_SECONDS)
-            await _save(plan, progress.result(plan, TurnStatus.INTERRUPTED))
             stored = True
+            await _final_save(plan, progress.result(plan, TurnStatus.INTERRUPTED))
             yield frame("error", {"message": TOO_LONG_ERROR})
             return
 
         message_sentiment = await sentiment.result()
-        sentiment_data = await _save(
+        stored = True
+        sentiment_data = await _final_save(
             plan, progress.result(plan, TurnStatus.COMPLETE), sentiment_fold(message_sentiment)
         )
-        stored = True
         yield frame("sentiment", sentiment_event(sentiment_data))
         yield frame("done", {"finish_reason": "stop"})
     except Exception:

@@ -35,3 +35,14 @@ def check_cookie_samesite(app_configs: Any = None, **kwargs: Any) -> list[Error]
     if settings.COOKIE_SAMESITE.lower() not in {"lax", "strict", "none"}:
         return [Error("COOKIE_SAMESITE must be lax, strict or none.", id="lia.E001")]
     return []
+
+
+@register(Tags.security)
+def check_jwt_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """CONTRACT §3.1: HS256/HS384/HS512, and a lifetime of 1 to 30 days."""
+    problems = []
+    if settings.JWT_ALGORITHM not in {"HS256", "HS384", "HS512"}:
+        problems.append(Error("JWT_ALGORITHM must be HS256, HS384 or HS512.", id="lia.E004"))
+    if not 1 <= settings.JWT_ACCESS_TOKEN_EXPIRE_DAYS <= 30:
+        problems.append(Error("JWT_ACCESS_TOKEN_EXPIRE_DAYS must be between 1 and 30.", id="lia.E005"))
+    return problems

@@ -5,13 +5,14 @@ from django.views.decorators.csrf import csrf_exempt
 from conversations.views import chat_page
 from health.views import get_only
 from lia.errors import handler404 as not_found
-from lia.views import root
+from lia.views import admin_login, root
 
 urlpatterns = [
     path("api/v1/auth/", include("accounts.urls")),
     path("api/v1/chat/", include("conversations.urls")),
     path("api/v1/chat/", include("llm.urls")),
     path("api/v1/chat/", include("sentiment.urls")),
+    path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("", include("health.urls")),
     path("chat", csrf_exempt(get_only(chat_page)), name="chat-page"),

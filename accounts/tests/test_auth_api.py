@@ -217,37 +217,42 @@ def test_login_hashes_once_whether_or_not_the_email_exists(web, alice, settings)
     assert known == len(CountingHasher.calls) == 1
 
 
-@pytest.mark.parametrize(
-    "stored_hash",
-    [
-        # What the FastAPI backend's users look like after import.
-        "bcrypt$$2b$04$",
-        "argon2$argon2id$",
-    ],
-    ids=["bcrypt", "argon2id"],
-)
-def test_legacy_hashes_log_in_and_are_upgraded(web, settings, stored_hash):
+def fastapi_hashes(password: str) -> dict[str, str]:
     import argon2
     import bcrypt
 
-    settings.PASSWORD_HASHERS = [
-        "django.contrib.auth.hashers.Argon2PasswordHasher",
-        "django.contrib.auth.hashers.BCryptPasswordHasher",
-    ]
-    if stored_hash.startswith("bcrypt"):
-        legacy = "bcrypt$" + bcrypt.hashpw(b"Legacy1pass", bcrypt.gensalt(rounds=4)).decode()
-    else:
-        raw = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("Legacy1pass")
-        legacy = "argon2" + raw
+    raw_bcrypt = bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=4)).decode()
+    raw_argon2 = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(password)
+    return {
+        "bcrypt-raw": raw_bcrypt,
+        "bcrypt-2a-raw": "$2a$" + raw_bcrypt[4:],
+        "bcrypt-prefixed": "bcrypt$" + raw_bcrypt,
+        "argon2id-raw": raw_argon2,
+        "argon2id-prefixed": "argon2" + raw_argon2,
+    }
+
+
+PRODUCTION_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "accounts.hashers.LegacyBCryptPasswordHasher",
+]
+
+
+@pytest.mark.parametrize("kind", list(fastapi_hashes("x")))
+@pytest.mark.parametrize("password", ["Legacy1pass", "Long1" + "x" * 90], ids=["short", "over-72-bytes"])
+def test_fastapi_hashes_log_in_and_are_upgraded(web, settings, kind, password):
+    settings.PASSWORD_HASHERS = PRODUCTION_HASHERS
+    legacy = fastapi_hashes(password)[kind]
     user = User.objects.create(email="old@example.com", username="old", password=legacy)
 
-    response = post_json(web, LOGIN, {"email": "old@example.com", "password": "Legacy1pass"})
+    wrong = post_json(web, LOGIN, {"email": "old@example.com", "password": "Wrong1pass"})
+    response = post_json(web, LOGIN, {"email": "old@example.com", "password": password})
 
+    assert wrong.status_code == 401
     assert response.status_code == 200
     user.refresh_from_db()
     assert user.password.startswith("argon2$argon2id$")
-    assert user.password != legacy
-    assert user.check_password("Legacy1pass")
+    assert user.check_password(password)
 
 
 # --- me and credentials ---------------------------------------------------------------
@@ -438,3 +443,9 @@ def test_cookie_attributes_follow_settings(web, settings):
     logout = web.post(LOGOUT)
     cleared = logout.cookies["lia_session"]
     assert (cleared["samesite"], cleared["domain"], cleared["secure"]) == ("None", "example.com", True)
+
+
+def test_usernames_are_not_trimmed(web):
+    response = post_json(web, REGISTER, register_body(username="  carl  "))
+
+    assert response.status_code == 422

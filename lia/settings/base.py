@@ -91,7 +91,10 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------
 
-DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# An empty DATABASE_URL (as in a copied .env.example) means the default, like an unset one.
+DATABASES = {
+    "default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].update(
         {
@@ -164,9 +167,10 @@ AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    # Hashes imported from the FastAPI backend: `$2b$…` stored as `bcrypt$$2b$…`.
-    "django.contrib.auth.hashers.BCryptPasswordHasher",
     "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    # Hashes imported from the FastAPI backend, raw (`$2b$…`, `$argon2id$…`) or prefixed
+    # (`bcrypt$$2b$…`): verified, then upgraded to the first hasher on login.
+    "accounts.hashers.LegacyBCryptPasswordHasher",
 ]
 # The password rules of CONTRACT §5.1 live in accounts' serializers; Django's own
 # validators would reject passwords the contract accepts.
@@ -230,7 +234,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTCookieOrBearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["lia.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "lia.negotiation.JSONContentNegotiation",
     "DEFAULT_THROTTLE_CLASSES": [],
     "DEFAULT_PAGINATION_CLASS": None,

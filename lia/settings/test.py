@@ -26,7 +26,7 @@ RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 20
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher",
     "django.contrib.auth.hashers.Argon2PasswordHasher",
-    "django.contrib.auth.hashers.BCryptPasswordHasher",
+    "accounts.hashers.LegacyBCryptPasswordHasher",
 ]
 
 if REDIS_URL:

@@ -99,3 +99,28 @@ def test_unhandled_errors_are_a_500_envelope_with_the_request_id(web, monkeypatc
         }
     }
     assert "hunter2" not in response.content.decode()
+
+
+def test_absurdly_nested_json_is_422(web):
+    response = web.post(REGISTER, data="[" * 200_000, content_type="application/json")
+
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/live", "/health/ready", "/chat", "/"])
+def test_unsafe_methods_on_pages_are_json_405(client, path):
+    response = client.post(path)
+
+    assert response.status_code == 405
+    assert response.json() == {"error": {"message": "Method Not Allowed"}}
+
+
+def test_the_admin_login_is_rate_limited_with_the_api_login(client, settings):
+    settings.RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE = 2
+    for _ in range(2):
+        assert client.post("/admin/login/", {"username": "x@example.com", "password": "nope"}).status_code == 200
+
+    response = client.post("/admin/login/", {"username": "x@example.com", "password": "nope"})
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1

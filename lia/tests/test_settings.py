@@ -78,3 +78,14 @@ def test_every_variable_is_documented_in_env_example():
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
 
     assert read - documented == set()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [({"JWT_ALGORITHM": "RS256"}, "lia.E004"), ({"JWT_ACCESS_TOKEN_EXPIRE_DAYS": "90"}, "lia.E005")],
+)
+def test_jwt_settings_outside_the_contract_are_refused(overrides, complaint):
+    result = manage("check", DJANGO_DEBUG="true", **overrides)
+
+    assert result.returncode != 0
+    assert complaint in result.stderr

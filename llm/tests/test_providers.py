@@ -309,7 +309,9 @@ async def test_a_stalled_stream_trips_the_idle_timeout_and_is_closed(fake, name,
 
 @pytest.mark.parametrize("name", PROVIDERS)
 async def test_a_silent_server_trips_the_first_token_timeout(fake, name, settings):
-    settings.LLM_FIRST_TOKEN_TIMEOUT = 0.3
+    # Long enough for the request to reach the fake on a busy machine (the timeout also covers
+    # building the client and connecting), far shorter than the fake's 20 s silence.
+    settings.LLM_FIRST_TOKEN_TIMEOUT = 1.5
     fake.script(text="Too late", first_delay=20)
 
     with pytest.raises(ProviderTimeout):
