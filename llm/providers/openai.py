@@ -5,6 +5,12 @@ response on exit or cancellation. Thoughts come from `reasoning_content` / `reas
 fields, which compatible servers (vLLM, Ollama, DeepSeek) send; OpenAI's own chat completions
 don't expose reasoning. The SDK's retries are off (max_retries=0): llm.resilience retries,
 before the first token only, so waits don't stack.
+
+Requests go through the SDK client's `post` (its auth, headers, timeouts, error mapping, SSE
+decoding, error frames and response closing) with `cast_to=object`, so every chunk arrives as
+the plain JSON dict: building a pydantic `ChatCompletionChunk` per chunk, and transforming the
+params through the SDK's TypedDicts per request, was the largest CPU cost of a chat stream
+(bench/, README "Performance"). The params are already the wire's JSON.
 """
 
 import asyncio
@@ -29,6 +35,9 @@ from llm.providers._common import parse_json_object, retry_after_from_headers
 from llm.resilience import CallPolicy, guarded_call, guarded_stream
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
+CHAT_PATH = "/chat/completions"
+# What `chat.completions.create` sends besides the body: bearer auth.
+REQUEST_OPTIONS: dict[str, Any] = {"security": {"bearer_auth": True}}
 
 
 class OpenAIProvider:
@@ -88,24 +97,32 @@ class OpenAIProvider:
     async def _deltas(self, params: dict[str, Any]) -> AsyncIterator[Delta]:
         finish_reason: str | None = None
         usage: Usage | None = None
-        stream = await self._client().chat.completions.create(**params)
+        stream = await self._client().post(
+            CHAT_PATH,
+            body=params,
+            cast_to=object,
+            options=REQUEST_OPTIONS,  # type: ignore[arg-type]
+            stream=True,
+            stream_cls=openai.AsyncStream[object],
+        )
         async with stream:
             async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                for choice in chunk.choices[:1]:
-                    delta = choice.delta
-                    extra = delta.model_extra or {}
+                if not isinstance(chunk, dict):
+                    continue
+                if isinstance(chunk_usage := chunk.get("usage"), dict):
+                    usage = Usage(chunk_usage.get("prompt_tokens"), chunk_usage.get("completion_tokens"))
+                for choice in (chunk.get("choices") or [])[:1]:
+                    delta = choice.get("delta") or {}
                     for key in REASONING_FIELDS:
-                        if isinstance(extra.get(key), str) and extra[key]:
-                            yield ThoughtDelta(extra[key])
+                        if isinstance(delta.get(key), str) and delta[key]:
+                            yield ThoughtDelta(delta[key])
                             break
-                    if delta.content:
-                        yield TextDelta(delta.content)
-                    if delta.refusal:
-                        yield TextDelta(delta.refusal)
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
+                    if isinstance(content := delta.get("content"), str) and content:
+                        yield TextDelta(content)
+                    if isinstance(refusal := delta.get("refusal"), str) and refusal:
+                        yield TextDelta(refusal)
+                    if choice.get("finish_reason"):
+                        finish_reason = str(choice["finish_reason"])
         if finish_reason is None:
             # The SDK accepts a body that just stops (no finish reason, no [DONE]).
             raise ProviderUnavailable(f"{self.name}: stream ended without a finish reason", provider=self.name)
@@ -118,9 +135,15 @@ class OpenAIProvider:
         params["response_format"] = response_format(schema, name)
 
         async def call() -> dict[str, Any]:
-            completion = await self._client().chat.completions.create(**params)
-            content = completion.choices[0].message.content if completion.choices else None
-            return parse_json_object(content, provider=self.name)
+            completion = await self._client().post(
+                CHAT_PATH,
+                body=params,
+                cast_to=object,
+                options=REQUEST_OPTIONS,  # type: ignore[arg-type]
+            )
+            choices = completion.get("choices") if isinstance(completion, dict) else None
+            message = (choices[0].get("message") or {}) if choices and isinstance(choices[0], dict) else {}
+            return parse_json_object(message.get("content"), provider=self.name)
 
         return await guarded_call(
             call, policy=self.policy, classify=self.classify, provider=self.name, model=options.model

@@ -1,0 +1,67 @@
+"""The benchmark machinery end to end at a tiny level: the fake, daphne on SQLite, the load client,
+the history phase, the report. No timing assertions: timing belongs to the benchmark itself."""
+
+import json
+import os
+from pathlib import Path
+
+from bench.__main__ import main, parse
+from bench.report import percentile, table
+from bench.runner import Bench, Config
+
+
+def test_two_streams_embedded(tmp_path):
+    shm = Path("/dev/shm")  # noqa: S108  no fsync cost for the migrations, where there is one
+    config = Config(
+        levels=[2],
+        embedded=True,
+        sqlite_dir=str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None,
+        min_samples=2,
+        warmup=2,
+        history_seconds=1.0,
+        history_concurrency=2,
+        level_deadline=60.0,
+        stream_timeout=30.0,
+        fresh_server=False,
+        quiet=True,
+        results_dir=tmp_path,
+    )
+
+    report = Bench(config).run()
+
+    fake = report["fake"]["2"]
+    assert fake["ok"] == 2
+    assert fake["chunks_per_stream"] == 20
+    (run,) = report["runs"]
+    assert run["server"] == "daphne"
+    (level,) = run["levels"]
+    assert level["lia"]["n"] == 2
+    assert level["lia"]["errors"] == {}
+    assert level["lia"]["ok"] == 2
+    assert level["lia"]["chunks_per_stream"] == 20
+    assert level["lia"]["ttft_ms"]["p50"] is not None
+    assert level["added_ttft_ms"]["p50"] is not None
+    assert level["rss"]["peak_mb"] > 0
+    assert level["pg"] is None  # embedded: no PostgreSQL to sample
+    assert run["history"]["requests"] > 0
+    assert run["history"]["errors"] == {}
+    assert "daphne" in table(report)
+    json.dumps(report)  # the JSON file's content
+
+
+def test_cli_parses_lists():
+    config = parse(["--levels", "1,50", "--server", "daphne,uvicorn", "--workers", "1,2", "--embedded"])
+
+    assert config.levels == [1, 50]
+    assert config.servers == ["daphne", "uvicorn"]
+    assert config.workers == [1, 2]
+    assert config.embedded
+    assert callable(main)
+
+
+def test_percentile_is_nearest_rank():
+    values = [0.001 * i for i in range(1, 101)]
+
+    assert percentile(values, 50) == values[49]
+    assert percentile(values, 99) == values[98]
+    assert percentile([], 50) is None
