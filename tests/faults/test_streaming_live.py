@@ -1,7 +1,8 @@
 """The chat stream served by daphne, the production entry point, over a real socket
-(RELIABILITY 22, 19): tokens arrive as they are produced, and a client that goes away leaves its
-partial reply stored."""
+(RELIABILITY 22, 19, 24): tokens arrive as they are produced, a client that goes away leaves its
+partial reply stored, and so does a server that is told to stop."""
 
+import contextlib
 import time
 
 import httpx
@@ -78,3 +79,34 @@ def test_client_disconnect_over_a_real_socket_keeps_the_partial_reply(live):
             assert assistant["content"].startswith(seen)
             assert full_text.startswith(assistant["content"])
             assert len(assistant["content"]) < len(full_text)
+
+
+def test_sigterm_with_streams_open_stores_every_partial_reply(live):
+    """RELIABILITY 24: a deploy SIGTERMs daphne while replies are streaming. Every open turn
+    goes through the same path as a client disconnect: its reply is stored as interrupted
+    with what was produced, and none is left `streaming`."""
+    words = [f"part{i} " for i in range(200)]
+    full_text = "".join(words)
+    live.fake.script(chunks=words, delay=0.05)
+    lia = live.start()
+    streams = 4
+    with lia.client() as client, contextlib.ExitStack() as open_streams:
+        token = register(client)
+        opened = [
+            open_streams.enter_context(open_stream(client, token, chat_body(f"turn {i}"))) for i in range(streams)
+        ]
+        for stream in opened:
+            stream.read_until(chunks=2)
+        seen = [text_of(stream.events) for stream in opened]
+
+        exit_code = lia.terminate(timeout=30)
+
+    assert exit_code == 0  # no crash at exit either
+    assert live.fake.wait_for_disconnect(count=streams, timeout=5)  # every provider stream closed
+    messages = live.messages()
+    assert [role for role, _, _ in messages] == ["user", "assistant"] * streams
+    replies = [(status, content) for role, status, content in messages if role == "assistant"]
+    for (status, content), client_saw in zip(replies, seen, strict=True):
+        assert status == "interrupted"
+        assert content.startswith(client_saw)
+        assert full_text.startswith(content)
