@@ -1,0 +1,108 @@
+"""lia.shutdown: when the server cancels a request on shutdown (daphne does, on SIGTERM), the
+request ends as after a client disconnect, so an open chat stream stores its partial reply.
+The same over a real daphne and SIGTERM: tests/faults/test_streaming_live.py."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from django.core.asgi import get_asgi_application
+from django.db import connections
+
+from conversations.models import Message
+from lia.shutdown import GracefulShutdown
+
+STREAM = "/api/v1/chat/stream"
+
+
+def stream_scope(token: str, payload: bytes) -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": STREAM,
+        "raw_path": STREAM.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+@pytest.fixture
+async def close_thread_connections() -> AsyncIterator[None]:
+    """The ORM calls made through sync_to_async open connections in asgiref's worker thread;
+    close them there, or PostgreSQL can't drop the test database at the end."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_thread_connections")
+async def test_shutdown_mid_stream_stores_the_partial_reply(alice, fake_llm_providers):
+    words = [f"w{i} " for i in range(100)]
+    fake_llm_providers.script(chunks=words, delay=0.05)
+    payload = json.dumps({"message": "Hi", "provider": "openai", "model": "gpt-4o-mini"}).encode()
+    app = GracefulShutdown(get_asgi_application(), grace=5)
+    communicator = ApplicationCommunicator(app, stream_scope(alice.token, payload))
+    await communicator.send_input({"type": "http.request", "body": payload})
+    assert (await communicator.receive_output(timeout=5))["status"] == 200
+    received = b""
+    while received.count(b"event: chunk") < 2:
+        received += (await communicator.receive_output(timeout=5)).get("body", b"")
+
+    communicator.future.cancel()  # what daphne's kill_all_applications does
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(communicator.future, timeout=10)
+
+    assistant = await sync_to_async(Message.objects.get)(role="assistant")
+    assert assistant.status == "interrupted"
+    assert assistant.content.startswith("w0 w1 ")
+    assert "".join(words).startswith(assistant.content)
+    assert fake_llm_providers.wait_for_disconnect(timeout=5)
+
+
+async def test_a_request_that_ignores_the_disconnect_is_cancelled_after_the_grace():
+    cancelled = asyncio.Event()
+
+    async def stubborn(scope, receive, send):
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    communicator = ApplicationCommunicator(GracefulShutdown(stubborn, grace=0.1), {"type": "http"})
+    communicator.future  # noqa: B018  (starts the application)
+    await asyncio.sleep(0.05)
+    communicator.future.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(communicator.future, timeout=5)
+    await asyncio.wait_for(cancelled.wait(), timeout=1)
+
+
+async def test_requests_pass_through_unchanged(db):
+    communicator = ApplicationCommunicator(
+        GracefulShutdown(get_asgi_application(), grace=5),
+        {**stream_scope("", b""), "method": "GET", "path": "/health/live", "raw_path": b"/health/live", "headers": []},
+    )
+    await communicator.send_input({"type": "http.request", "body": b""})
+
+    start = await communicator.receive_output(timeout=5)
+    body = await communicator.receive_output(timeout=5)
+    await communicator.wait(timeout=5)
+
+    assert start["status"] == 200
+    assert json.loads(body["body"])["status"] == "ok"

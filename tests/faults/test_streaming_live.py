@@ -1,0 +1,112 @@
+"""The chat stream served by daphne, the production entry point, over a real socket
+(RELIABILITY 22, 19, 24): tokens arrive as they are produced, a client that goes away leaves its
+partial reply stored, and so does a server that is told to stop."""
+
+import contextlib
+import time
+
+import httpx
+
+from tests.faults.conftest import bearer, chat_body, open_stream, register, text_of
+
+TOKENS = [f"tok{i} " for i in range(10)]
+
+
+def test_tokens_stream_through_the_production_stack(live):
+    """RELIABILITY 22: ten tokens 100 ms apart reach the client as separate reads, with the
+    headers proxies need to pass them on at once (no buffering, no compression)."""
+    live.fake.script(chunks=TOKENS, delay=0.1)
+    lia = live.start()
+    with lia.client() as client:
+        token = register(client)
+        with open_stream(client, token) as stream:
+            arrivals = []
+            while (piece := stream.read()) is not None:
+                if b"event: chunk" in piece:
+                    arrivals.append(time.monotonic())
+            headers = stream.response.headers
+
+    assert stream.response.status_code == 200
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["cache-control"] == "no-cache"
+    assert headers["x-accel-buffering"] == "no"
+    assert "content-encoding" not in headers
+    assert len(arrivals) >= 8
+    assert text_of(stream.events) == "".join(TOKENS)
+    assert [name for name, _ in stream.events][-1] == "done"
+
+
+def stored_turn(client: httpx.Client, token: str, conversation_id: str, *, timeout: float = 5.0) -> list[dict]:
+    """The conversation's messages once its reply is no longer `streaming` (polled: the save
+    after a disconnect runs in the server after the client has gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/api/v1/chat/conversation/{conversation_id}", headers=bearer(token))
+        assert response.status_code == 200, response.text
+        messages = response.json()["messages"]
+        if messages[-1]["status"] != "streaming" or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.05)
+
+
+def test_client_disconnect_over_a_real_socket_keeps_the_partial_reply(live):
+    """RELIABILITY 19 against daphne: a client that closes its connection after k chunks (k = 0
+    is before the first token) leaves the user message and the reply produced so far stored as
+    interrupted, and the provider's stream is closed (the fake sees the drop)."""
+    words = [f"word{i} " for i in range(30)]
+    full_text = "".join(words)
+    live.fake.script(chunks=words, delay=0.05, first_delay=0.3)
+    lia = live.start()
+    with lia.client() as client:
+        token = register(client)
+        for k in (0, 1, 5):
+            requests_before = len(live.fake.requests)
+            disconnects_before = len(live.fake.disconnects)
+            with open_stream(client, token, chat_body(f"disconnect after {k}")) as stream:
+                stream.read_until(chunks=k, event="start" if k == 0 else None)
+                if k == 0:  # before the first token: wait until the provider has been asked
+                    deadline = time.monotonic() + 5
+                    while len(live.fake.requests) == requests_before and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                seen = text_of(stream.events)
+                conversation_id = stream.events[0][1]["conversation_id"]
+            # Leaving the block closed the socket mid-body.
+
+            assert live.fake.wait_for_disconnect(count=disconnects_before + 1, timeout=5), f"k={k}"
+            user, assistant = stored_turn(client, token, conversation_id)
+            assert (user["role"], user["content"]) == ("user", f"disconnect after {k}")
+            assert assistant["status"] == "interrupted", f"k={k}"
+            assert assistant["content"].startswith(seen)
+            assert full_text.startswith(assistant["content"])
+            assert len(assistant["content"]) < len(full_text)
+
+
+def test_sigterm_with_streams_open_stores_every_partial_reply(live):
+    """RELIABILITY 24: a deploy SIGTERMs daphne while replies are streaming. Every open turn
+    goes through the same path as a client disconnect: its reply is stored as interrupted
+    with what was produced, and none is left `streaming`."""
+    words = [f"part{i} " for i in range(200)]
+    full_text = "".join(words)
+    live.fake.script(chunks=words, delay=0.05)
+    lia = live.start()
+    streams = 4
+    with lia.client() as client, contextlib.ExitStack() as open_streams:
+        token = register(client)
+        opened = [
+            open_streams.enter_context(open_stream(client, token, chat_body(f"turn {i}"))) for i in range(streams)
+        ]
+        for stream in opened:
+            stream.read_until(chunks=2)
+        seen = [text_of(stream.events) for stream in opened]
+
+        exit_code = lia.terminate(timeout=30)
+
+    assert exit_code == 0  # no crash at exit either
+    assert live.fake.wait_for_disconnect(count=streams, timeout=5)  # every provider stream closed
+    messages = live.messages()
+    assert [role for role, _, _ in messages] == ["user", "assistant"] * streams
+    replies = [(status, content) for role, status, content in messages if role == "assistant"]
+    for (status, content), client_saw in zip(replies, seen, strict=True):
+        assert status == "interrupted"
+        assert content.startswith(client_saw)
+        assert full_text.startswith(content)
