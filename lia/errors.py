@@ -188,6 +188,11 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
     return json_error(403, "You don't have permission to do this.")
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    logger.warning("security.csrf_rejected", reason=reason, path=request.path, method=request.method)
+    return json_error(403, "CSRF verification failed. Reload the page and try again.")
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return json_error(404, "Not Found")
 

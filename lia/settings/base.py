@@ -33,6 +33,9 @@ if DEBUG and not SECRET_KEY:
 # Loopback names are always allowed: container health checks and operators on the host use them.
 ALLOWED_HOSTS = [*env.list("DJANGO_ALLOWED_HOSTS", default=[]), "localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Django's CSRF check guards the admin's forms (the API uses the Origin check instead); its
+# failures answer in the API's JSON error shape, not Django's HTML page.
+CSRF_FAILURE_VIEW = "lia.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",  # ASGI runserver
