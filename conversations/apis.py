@@ -26,19 +26,31 @@ MESSAGE_MAX_CHARS = 10_000
 
 
 class StrictFloatField(serializers.FloatField):
-    """Numbers (integers included, CONTRACT §7.3), never booleans."""
+    """JSON numbers (integers included, CONTRACT §7.3), never booleans or strings."""
 
     def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool):
+        if isinstance(data, bool | str):
             self.fail("invalid")
         return super().to_internal_value(data)
 
 
 class StrictIntegerField(serializers.IntegerField):
+    """JSON integers, never booleans or strings."""
+
     def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool):
+        if isinstance(data, bool | str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """An integer query parameter. `?limit=` is a wrong value (422), not a missing one: DRF would
+    otherwise read an empty form value as absent and apply the default."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        if dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
 
 
 def _one_of(value: str, allowed: list[str] | tuple[str, ...]) -> str:
@@ -56,17 +68,17 @@ class ModelSettingsSerializer(serializers.Serializer):
 
 
 class MessagePartSerializer(serializers.Serializer):
-    type = StrictCharField()
+    type = StrictCharField(allow_blank=True, trim_whitespace=False)
     text = StrictCharField(
         required=False, allow_null=True, allow_blank=True, trim_whitespace=False, max_length=MESSAGE_MAX_CHARS
     )
 
 
 class UIMessageSerializer(serializers.Serializer):
-    """An AI-SDK UI message (CONTRACT §7.4)."""
+    """An AI-SDK UI message (CONTRACT §7.4): any strings, compared as sent."""
 
-    id = StrictCharField(max_length=200)
-    role = StrictCharField(max_length=50)
+    id = StrictCharField(max_length=200, allow_blank=True, trim_whitespace=False)
+    role = StrictCharField(max_length=50, allow_blank=True, trim_whitespace=False)
     parts = MessagePartSerializer(many=True)
 
 
@@ -167,13 +179,17 @@ class ChatStreamApi(APIView):
         return response
 
 
+# Offsets past the database's 64-bit integers can't be queried (they were a 500).
+MAX_OFFSET = 2**63 - 1
+
+
 class PageSerializer(serializers.Serializer):
-    offset = StrictIntegerField(required=False, min_value=0, max_value=2**31 - 1, default=0)
+    offset = QueryIntegerField(required=False, min_value=0, max_value=MAX_OFFSET, default=0)
 
 
 class HistoryApi(APIView):
     class InputSerializer(PageSerializer):
-        limit = StrictIntegerField(required=False, min_value=1, max_value=100, default=20)
+        limit = QueryIntegerField(required=False, min_value=1, max_value=100, default=20)
 
     class OutputSerializer(serializers.ModelSerializer):
         id = serializers.CharField()
@@ -206,7 +222,7 @@ class MessageOutputSerializer(serializers.ModelSerializer):
 
 class ConversationApi(APIView):
     class InputSerializer(PageSerializer):
-        limit = StrictIntegerField(required=False, min_value=1, max_value=200, default=50)
+        limit = QueryIntegerField(required=False, min_value=1, max_value=200, default=50)
 
     def get(self, request: Request, conversation_id: str) -> Response:
         parsed = _conversation_id(conversation_id)

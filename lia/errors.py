@@ -196,6 +196,7 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
 def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
     """CSRF_FAILURE_VIEW: Django's CSRF check guards the admin's forms (the API uses the
     Origin check instead); its refusal is JSON like every other error."""
+    logger.warning("security.csrf_rejected", reason=reason, path=request.path, method=request.method)
     return json_error(403, "CSRF verification failed. Reload the page and try again.")
 
 

@@ -4,6 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from conversations.views import chat_page
 from health.views import get_only
+from lia import openapi
 from lia.errors import handler404 as not_found
 from lia.views import admin_login, root
 
@@ -13,6 +14,9 @@ urlpatterns = [
     path("api/v1/chat/", include("llm.urls")),
     path("api/v1/chat/", include("sentiment.urls")),
     path("admin/login/", admin_login, name="admin-login"),
+    path("api/v1/schema", openapi.SchemaView.as_view(), name="api-schema"),
+    path("api/v1/docs", openapi.SwaggerView.as_view(), name="api-docs"),
+    path("api/v1/docs/redoc", openapi.RedocView.as_view(), name="api-docs-redoc"),
     path("admin/", admin.site.urls),
     path("", include("health.urls")),
     path("chat", csrf_exempt(get_only(chat_page)), name="chat-page"),

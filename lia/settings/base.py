@@ -33,6 +33,8 @@ if DEBUG and not SECRET_KEY:
 # Loopback names are always allowed: container health checks and operators on the host use them.
 ALLOWED_HOSTS = [*env.list("DJANGO_ALLOWED_HOSTS", default=[]), "localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Django's CSRF check guards the admin's forms (the API uses the Origin check instead); its
+# failures answer in the API's JSON error shape, not Django's HTML page.
 CSRF_FAILURE_VIEW = "lia.errors.csrf_failure"
 
 INSTALLED_APPS = [
@@ -45,6 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our own static files, no CDN
     "channels",
     "lia.apps.LiaConfig",
     "accounts",
@@ -242,6 +246,30 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": False,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- OpenAPI (drf-spectacular; the contract's details are added in lia/openapi.py) ------------
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lia API",
+    "DESCRIPTION": (
+        "Lia's HTTP API (v1): auth with a JWT (cookie or Bearer), the chat stream over Server-Sent "
+        "Events, conversation history, and health. Errors are always "
+        '`{"error": {"message": ..., "details"?: {...}}}`; validation errors are 422 and also carry '
+        "a `detail` list."
+    ),
+    "VERSION": VERSION,
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["lia.openapi.postprocess"],
 }
 
 # --- Security headers (production values; see `manage.py check --deploy`) ----
