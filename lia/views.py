@@ -17,6 +17,7 @@ async def root(request: HttpRequest) -> JsonResponse:
             "status": "healthy",
             "environment": "development" if settings.DEBUG else "production",
             "timestamp": now_iso(),
+            "documentation": "/api/v1/docs",
             "chat": "/chat",
         }
     )

@@ -36,6 +36,7 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "api/v1/schema"): "the OpenAPI description (§12 allows schema/docs pages)",
     ("GET", "api/v1/docs"): "Swagger UI over the public schema",
     ("GET", "api/v1/docs/redoc"): "Redoc over the public schema",
+    ("GET", "chat"): "the built-in chat page: signs in through the public auth endpoints",
 }
 # Not API routes: the admin has its own (session) login, tested below; the catch-all answers 404.
 NOT_API = ("admin/",)
