@@ -94,6 +94,8 @@ DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].update(
         {
+            # Django's backend, with a pool that replaces all its dead connections at once.
+            "ENGINE": "lia.db.postgresql",
             # The pool replaces persistent connections; Django refuses both at once.
             "CONN_MAX_AGE": 0,
             # Drop connections PostgreSQL closed (restart, pg_terminate_backend) before use.
