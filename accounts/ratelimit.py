@@ -3,7 +3,8 @@
 A request is allowed while the attempts in the last `window` seconds, this one and rejected
 ones included, are at most `limit`. The answer carries the real wait until the next attempt
 would be allowed. When Redis can't be reached the limiter falls back to counting in this
-process (never unlimited, never a 500) and retries Redis after a cool-down.
+process (never unlimited, never a 500) and retries Redis after a cool-down
+(RATE_LIMIT_REDIS_RETRY_SECONDS), so a hung Redis costs one socket timeout per cool-down.
 
 django-ratelimit counts fixed windows offset by a hash of the key and has no degraded mode
 (an unreachable Redis means 500, all-blocked or unlimited), so neither the contract's sliding
@@ -22,8 +23,6 @@ from django.conf import settings
 from django.core.cache import cache
 
 logger = structlog.get_logger("lia.ratelimit")
-
-REDIS_RETRY_AFTER_FAILURE_SECONDS = 30.0
 
 # KEYS[1]: the window's sorted set. ARGV: now, window, limit, member.
 # Adds this attempt, drops those older than the window, returns [count, wait_seconds].
@@ -101,7 +100,7 @@ class RateLimiter:
                 )
                 return _decision(int(count), limit, float(wait))
             except Exception as exc:  # any Redis failure: degrade, never fail the request
-                self._redis_down_until = now + REDIS_RETRY_AFTER_FAILURE_SECONDS
+                self._redis_down_until = now + settings.RATE_LIMIT_REDIS_RETRY_SECONDS
                 logger.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
         return self.memory.hit(key, limit=limit, window=window, now=now)
 

@@ -26,9 +26,16 @@ DISCONNECT: Message = {"type": "http.disconnect"}
 
 
 class GracefulShutdown:
-    def __init__(self, app: ASGIApp, *, grace: float) -> None:
+    """`grace`: how long requests get to finish after the disconnect. `repeat_after`: when one
+    is still running after that long, it is cancelled again (then every second): a cancellation
+    can be lost (on Python 3.11 `asyncio.wait_for` swallows one that lands just as what it
+    waits for completes), and a stream that missed it would run to its end, past the grace,
+    and be killed unsaved."""
+
+    def __init__(self, app: ASGIApp, *, grace: float, repeat_after: float = 3.0) -> None:
         self.app = app
         self.grace = grace
+        self.repeat_after = repeat_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,7 +66,17 @@ class GracefulShutdown:
                 raise
             # The server is shutting down: let the request clean up as after a disconnect.
             stopping.set()
-            await asyncio.wait({request}, timeout=self.grace)
-            if not request.done():
-                request.cancel()
+            await self._wind_down(request)
             raise
+
+    async def _wind_down(self, request: asyncio.Future[None]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        wait = self.repeat_after
+        while (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait({request}, timeout=min(wait, remaining))
+            if request.done():
+                return
+            request.cancel()  # Django's handler passes this on to the request task it awaits
+            wait = 1.0
+        request.cancel()

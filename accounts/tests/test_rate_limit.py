@@ -1,6 +1,8 @@
 """The per-IP auth limit of CONTRACT §4.5: register and login share one sliding 60 s window."""
 
 import json
+import logging
+import socket
 
 import pytest
 import time_machine
@@ -88,3 +90,49 @@ def test_disabled_limits_never_reject(web, settings):
     settings.RATE_LIMIT_ENABLED = False
 
     assert {login(web).status_code for _ in range(15)} == {401}
+
+
+@pytest.fixture
+def redis_refused(settings) -> None:
+    """The cache is Redis, and nothing listens where it should be: connections are refused.
+    (tests/faults/test_redis_down.py does the same to a real Redis under daphne, hung too.)"""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
+
+
+@pytest.mark.usefixtures("redis_refused")
+def test_without_redis_the_limit_is_counted_in_the_process(web):
+    """Not fail-open (no limit) and not fail-closed (everything refused), and never a 500."""
+    statuses = [login(web).status_code for _ in range(10)]
+
+    assert statuses == [401] * 10
+    assert login(web).status_code == 429
+
+
+@pytest.mark.usefixtures("redis_refused")
+def test_redis_is_tried_again_after_the_cool_down(web, settings, caplog):
+    settings.RATE_LIMIT_REDIS_RETRY_SECONDS = 5
+    caplog.set_level(logging.WARNING, logger="lia.ratelimit")
+
+    def redis_tries() -> int:
+        return sum(
+            1 for r in caplog.records if r.name == "lia.ratelimit" and r.msg["event"] == "ratelimit.redis_unavailable"
+        )
+
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        for _ in range(3):
+            login(web)
+        clock.shift(4)
+        login(web)
+        assert redis_tries() == 1  # within the cool-down, Redis is not asked
+        clock.shift(2)
+        login(web)
+        assert redis_tries() == 2

@@ -102,6 +102,8 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].update(
         {
+            # Django's backend, with a pool that replaces all its dead connections at once.
+            "ENGINE": "lia.db.postgresql",
             # The pool replaces persistent connections; Django refuses both at once.
             "CONN_MAX_AGE": 0,
             # Drop connections PostgreSQL closed (restart, pg_terminate_backend) before use.
@@ -228,6 +230,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE", default=10)
 RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE", default=20)
+# After a Redis failure, limits are counted in this process for this many seconds before Redis
+# is tried again (a circuit breaker: a hung Redis costs one socket timeout per cool-down).
+RATE_LIMIT_REDIS_RETRY_SECONDS = env.float("RATE_LIMIT_REDIS_RETRY_SECONDS", default=30.0)
 # Number of reverse proxies in front of Lia whose X-Forwarded-For entries are trusted.
 # 0 (default): the client IP is the socket peer and X-Forwarded-For is ignored.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

@@ -3,6 +3,7 @@ request ends as after a client disconnect, so an open chat stream stores its par
 The same over a real daphne and SIGTERM: tests/faults/test_streaming_live.py."""
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -91,6 +92,39 @@ async def test_a_request_that_ignores_the_disconnect_is_cancelled_after_the_grac
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(communicator.future, timeout=5)
     await asyncio.wait_for(cancelled.wait(), timeout=1)
+
+
+async def test_a_lost_cancellation_is_repeated():
+    """Django's handler cancels its request task once on the disconnect; if that cancellation
+    is lost (asyncio.wait_for on Python 3.11 swallows one that lands as a token arrives), the
+    stream would run on past the grace. The wrapper cancels again, and the cleanup runs."""
+    cleaned_up = asyncio.Event()
+
+    async def stream() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # the lost cancellation: carries on
+            await asyncio.sleep(60)
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cleaned_up.set()
+
+    async def django_like(scope, receive, send):
+        await receive()  # the request body
+        task = asyncio.ensure_future(stream())
+        await receive()  # http.disconnect
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app = GracefulShutdown(django_like, grace=30, repeat_after=0.1)  # without the repeat: 30 s
+    communicator = ApplicationCommunicator(app, {"type": "http"})
+    await communicator.send_input({"type": "http.request", "body": b""})
+    await asyncio.sleep(0.05)
+    communicator.future.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(communicator.future, timeout=5)
+    assert cleaned_up.is_set()
 
 
 async def test_requests_pass_through_unchanged(db):
