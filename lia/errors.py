@@ -34,6 +34,8 @@ VALIDATION_TYPES = {
     "min_value": "greater_than_equal",
     "max_value": "less_than_equal",
     "parse_error": "json_invalid",
+    "nul_character": "string_pattern_mismatch",
+    "lone_surrogate": "string_unicode",
 }
 
 
