@@ -224,6 +224,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE", default=10)
 RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE", default=20)
+# Failed logins per account per hour, from any IP (brute force against one account).
+RATE_LIMIT_LOGIN_FAILURES_PER_HOUR = env.int("RATE_LIMIT_LOGIN_FAILURES_PER_HOUR", default=20)
 # Number of reverse proxies in front of Lia whose X-Forwarded-For entries are trusted.
 # 0 (default): the client IP is the socket peer and X-Forwarded-For is ignored.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
