@@ -175,13 +175,15 @@ class LogoutApi(APIView):
 
     def post(self, request: Request) -> Response:
         raw = raw_token(request)
+        user_id = None
         if raw:
             try:
                 payload = token_decode(raw)
-                token_user(payload)  # revoked, expired or orphaned tokens need nothing more
+                user_id = token_user(payload).pk  # revoked, expired or orphaned tokens need nothing more
                 token_revoke(payload=payload)
             except TokenRejected:
                 pass  # already unusable: nothing to revoke
+        logger.info("auth.logout", user_id=user_id, revoked=user_id is not None)
         response = Response({"message": "Logged out"})
         response.delete_cookie(
             settings.COOKIE_NAME,

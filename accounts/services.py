@@ -77,6 +77,7 @@ def token_refresh(*, user: User, payload: dict[str, Any]) -> IssuedToken:
         with transaction.atomic():
             RevokedToken.objects.create(jti=jti, user=user, expires_at=token_expiry(payload))
     except IntegrityError as exc:
+        logger.warning("auth.refresh_rejected", user_id=user.pk, reason="token already spent")
         raise TokenRejected() from exc
     logger.info("auth.token_refreshed", user_id=user.pk)
     return token_issue(user=user)

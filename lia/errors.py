@@ -142,7 +142,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
         message = "Authentication required" if isinstance(exc, drf.NotAuthenticated) else str(exc.detail)
-        logger.info("auth.rejected", reason=message)
+        request = context.get("request")
+        logger.info("auth.rejected", reason=message, path=getattr(request, "path", None))
         return Response(error_body(message), status=401, headers=headers)
     if isinstance(exc, Http404 | drf.NotFound):
         message = str(exc.detail) if isinstance(exc, drf.NotFound) else "Not Found"
