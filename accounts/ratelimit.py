@@ -137,6 +137,8 @@ def rate_limit_check(*, scope: str, key: str, limit: int, window: float = 60.0, 
     (For limits that count only some outcomes, such as failed logins.)"""
     if not settings.RATE_LIMIT_ENABLED:
         return Decision(allowed=True, retry_after=0)
+    if limit < 1:  # a misconfiguration (lia.E005 reports it): refuse rather than crash
+        return Decision(allowed=False, retry_after=max(1, math.ceil(window)))
     decision = limiter.hit(f"{scope}:{key}", limit=limit, window=window, record=record)
     if not decision.allowed and record:
         logger.warning("ratelimit.rejected", scope=scope, retry_after=decision.retry_after)

@@ -88,3 +88,13 @@ def test_disabled_limits_never_reject(web, settings):
     settings.RATE_LIMIT_ENABLED = False
 
     assert {login(web).status_code for _ in range(15)} == {401}
+
+
+def test_a_limit_of_zero_refuses_instead_of_crashing(web, settings):
+    """A misconfiguration (the lia.E005 check reports it at start-up) must not be a 500."""
+    settings.RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE = 0
+
+    response = login(web)
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "60"

@@ -31,6 +31,7 @@ STRONG = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "JWT_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "api.example.com",
+    "CORS_ORIGINS": "https://app.example.com",
     # A production deployment has its providers' keys (llm.W001 warns about a missing one).
     "GEMINI_API_KEY": "g-production-key",
     "OPENAI_API_KEY": "sk-production-key",
