@@ -1,8 +1,13 @@
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from accounts.models import RevokedToken, User
+from accounts.services import user_deactivate, user_sessions_end
 
 
 class LiaUserCreationForm(UserCreationForm):
@@ -32,6 +37,17 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("created_at", "last_login", "tokens_valid_after")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "username", "password1", "password2")}),)
+    actions = ["end_sessions"]
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            user_deactivate(user=obj)  # its tokens stay refused even if it is reactivated later
+
+    @admin.action(description="End all sessions (every token issued so far)")
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        count = user_sessions_end(users=queryset)
+        self.message_user(request, f"Ended the sessions of {count} user(s).", messages.SUCCESS)
 
 
 @admin.register(RevokedToken)

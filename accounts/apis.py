@@ -1,8 +1,10 @@
 """Auth endpoints (CONTRACT §5): register, login, me, refresh, logout."""
 
+import hashlib
 import re
 from typing import Any
 
+import structlog
 from django.conf import settings
 from rest_framework import serializers
 from rest_framework.exceptions import Throttled
@@ -12,12 +14,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import raw_token
-from accounts.exceptions import TokenRejected
+from accounts.exceptions import InvalidCredentials, TokenRejected
 from accounts.fields import StrictCharField
 from accounts.models import USERNAME_PATTERN, User
 from accounts.ratelimit import rate_limit_check
 from accounts.services import token_refresh, token_revoke, user_login, user_register
 from accounts.tokens import IssuedToken, token_decode, token_issue, token_user
+
+logger = structlog.get_logger("lia.accounts")
 
 EMAIL_MESSAGES = {"invalid": "value is not a valid email address"}
 
@@ -48,6 +52,26 @@ def auth_rate_limit(request: Request) -> None:
         limit=settings.RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE,
     )
     if not decision.allowed:
+        raise Throttled(wait=decision.retry_after)
+
+
+LOGIN_FAILURES_WINDOW_SECONDS = 3600
+
+
+def login_failures_limit(email: str, *, record: bool) -> None:
+    """Failed logins per account, whichever IPs they come from (RELIABILITY 11): past the limit an
+    hour, the account's logins are refused with 429 without checking the password, so guessing is
+    capped at RATE_LIMIT_LOGIN_FAILURES_PER_HOUR an hour. Unknown emails are counted the same way
+    (their answers must not differ). The key is a digest: no email address in the rate-limit store."""
+    decision = rate_limit_check(
+        scope="login-failures",
+        key=hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32],
+        limit=settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR,
+        window=LOGIN_FAILURES_WINDOW_SECONDS,
+        record=record,
+    )
+    if not decision.allowed and not record:
+        logger.warning("security.login_locked", retry_after=decision.retry_after)
         raise Throttled(wait=decision.retry_after)
 
 
@@ -122,7 +146,13 @@ class LoginApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         auth_rate_limit(request)
-        user = user_login(request=request._request, **serializer.validated_data)
+        email = serializer.validated_data["email"]
+        login_failures_limit(email, record=False)
+        try:
+            user = user_login(request=request._request, **serializer.validated_data)
+        except InvalidCredentials:
+            login_failures_limit(email, record=True)
+            raise
         return token_response(user=user, token=token_issue(user=user))
 
 
@@ -147,13 +177,15 @@ class LogoutApi(APIView):
 
     def post(self, request: Request) -> Response:
         raw = raw_token(request)
+        user_id = None
         if raw:
             try:
                 payload = token_decode(raw)
-                token_user(payload)  # revoked, expired or orphaned tokens need nothing more
+                user_id = token_user(payload).pk  # revoked, expired or orphaned tokens need nothing more
                 token_revoke(payload=payload)
             except TokenRejected:
                 pass  # already unusable: nothing to revoke
+        logger.info("auth.logout", user_id=user_id, revoked=user_id is not None)
         response = Response({"message": "Logged out"})
         response.delete_cookie(
             settings.COOKIE_NAME,

@@ -24,15 +24,20 @@ from django.core.cache import cache
 
 logger = structlog.get_logger("lia.ratelimit")
 
-# KEYS[1]: the window's sorted set. ARGV: now, window, limit, member.
-# Adds this attempt, drops those older than the window, returns [count, wait_seconds].
+# KEYS[1]: the window's sorted set. ARGV: now, window, limit, member, record ("1": count this
+# attempt; "0": only look). Drops attempts older than the window, returns [count, wait_seconds].
 SLIDING_WINDOW_LUA = """
 local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local record = ARGV[5] == '1'
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-redis.call('ZADD', key, now, ARGV[4])
-redis.call('EXPIRE', key, math.ceil(window) + 1)
+if record then
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('EXPIRE', key, math.ceil(window) + 1)
+end
 local count = redis.call('ZCARD', key)
-if count <= limit then return {count, '0'} end
+local allowed = limit
+if not record then allowed = limit - 1 end
+if count <= allowed then return {count, '0'} end
 local pivot = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
 return {count, tostring(tonumber(pivot[2]) + window - now)}
 """
@@ -44,8 +49,8 @@ class Decision:
     retry_after: int  # whole seconds, ≥ 1 when not allowed
 
 
-def _decision(count: int, limit: int, wait: float) -> Decision:
-    if count <= limit:
+def _decision(count: int, allowed: int, wait: float) -> Decision:
+    if count <= allowed:
         return Decision(allowed=True, retry_after=0)
     return Decision(allowed=False, retry_after=max(1, math.ceil(wait)))
 
@@ -53,24 +58,29 @@ def _decision(count: int, limit: int, wait: float) -> Decision:
 class MemoryWindows:
     """Per-process sliding windows: the embedded default, and the fallback when Redis is down."""
 
+    MAX_KEYS = 10_000
+
     def __init__(self) -> None:
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: dict[str, tuple[float, deque[float]]] = {}  # key → (its window, attempt times)
         self._lock = threading.Lock()
 
-    def hit(self, key: str, *, limit: int, window: float, now: float) -> Decision:
+    def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
         with self._lock:
-            hits = self._hits.setdefault(key, deque())
+            _, hits = self._hits.setdefault(key, (window, deque()))
             while hits and hits[0] <= now - window:
                 hits.popleft()
-            hits.append(now)
+            if record:
+                hits.append(now)
             count = len(hits)
-            wait = hits[count - limit] + window - now if count > limit else 0.0
-            if len(self._hits) > 10_000:
-                self._evict(now, window)
-            return _decision(count, limit, wait)
+            allowed = limit if record else limit - 1
+            wait = hits[count - limit] + window - now if count > allowed else 0.0
+            if len(self._hits) > self.MAX_KEYS:
+                self._evict(now)
+            return _decision(count, allowed, wait)
 
-    def _evict(self, now: float, window: float) -> None:
-        stale = [key for key, hits in self._hits.items() if not hits or hits[-1] <= now - window]
+    def _evict(self, now: float) -> None:
+        # Each key by its own window: an hour-long window outlives a minute-long one.
+        stale = [key for key, (window, hits) in self._hits.items() if not hits or hits[-1] <= now - window]
         for key in stale:
             del self._hits[key]
 
@@ -84,7 +94,7 @@ class RateLimiter:
         self.memory = MemoryWindows()
         self._redis_down_until = 0.0
 
-    def hit(self, key: str, *, limit: int, window: float = 60.0) -> Decision:
+    def hit(self, key: str, *, limit: int, window: float = 60.0, record: bool = True) -> Decision:
         now = time.time()
         client = self._redis_client(now)
         if client is not None:
@@ -97,12 +107,13 @@ class RateLimiter:
                     window,
                     limit,
                     uuid.uuid4().hex,
+                    "1" if record else "0",
                 )
-                return _decision(int(count), limit, float(wait))
+                return _decision(int(count), limit if record else limit - 1, float(wait))
             except Exception as exc:  # any Redis failure: degrade, never fail the request
                 self._redis_down_until = now + settings.RATE_LIMIT_REDIS_RETRY_SECONDS
                 logger.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
-        return self.memory.hit(key, limit=limit, window=window, now=now)
+        return self.memory.hit(key, limit=limit, window=window, now=now, record=record)
 
     def _redis_client(self, now: float):  # type: ignore[no-untyped-def]
         if now < self._redis_down_until or not hasattr(cache, "client"):
@@ -119,11 +130,15 @@ class RateLimiter:
 limiter = RateLimiter()
 
 
-def rate_limit_check(*, scope: str, key: str, limit: int, window: float = 60.0) -> Decision:
-    """Count an attempt for `key` in `scope`; disabled limits always allow."""
+def rate_limit_check(*, scope: str, key: str, limit: int, window: float = 60.0, record: bool = True) -> Decision:
+    """Count an attempt for `key` in `scope`, and say whether it is within the limit; disabled
+    limits always allow. With `record=False`, only look: would one more attempt be allowed?
+    (For limits that count only some outcomes, such as failed logins.)"""
     if not settings.RATE_LIMIT_ENABLED:
         return Decision(allowed=True, retry_after=0)
-    decision = limiter.hit(f"{scope}:{key}", limit=limit, window=window)
-    if not decision.allowed:
-        logger.info("ratelimit.rejected", scope=scope, retry_after=decision.retry_after)
+    if limit < 1:  # a misconfiguration (lia.E005 reports it): refuse rather than crash
+        return Decision(allowed=False, retry_after=max(1, math.ceil(window)))
+    decision = limiter.hit(f"{scope}:{key}", limit=limit, window=window, record=record)
+    if not decision.allowed and record:
+        logger.warning("ratelimit.rejected", scope=scope, retry_after=decision.retry_after)
     return decision

@@ -3,6 +3,7 @@ from typing import Any
 import structlog
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -50,6 +51,21 @@ def token_revoke(*, payload: dict[str, Any]) -> None:
     logger.info("auth.token_revoked", user_id=user_id)
 
 
+def user_sessions_end(*, users: QuerySet[User]) -> int:
+    """Refuse every token issued so far to these users (they can log in again). Returns how many."""
+    count = users.update(tokens_valid_after=timezone.now())
+    logger.info("auth.sessions_ended", users=count)
+    return count
+
+
+def user_deactivate(*, user: User) -> None:
+    """Deactivate and end every session, for good: reactivating doesn't revive old tokens."""
+    user.is_active = False
+    user.tokens_valid_after = timezone.now()
+    user.save(update_fields=["is_active", "tokens_valid_after"])
+    logger.info("auth.user_deactivated", deactivated_user_id=user.pk)
+
+
 def token_refresh(*, user: User, payload: dict[str, Any]) -> IssuedToken:
     """Spend the presented token and issue a new one with a full lifetime. Of two concurrent
     refreshes with the same token, only one succeeds."""
@@ -61,6 +77,7 @@ def token_refresh(*, user: User, payload: dict[str, Any]) -> IssuedToken:
         with transaction.atomic():
             RevokedToken.objects.create(jti=jti, user=user, expires_at=token_expiry(payload))
     except IntegrityError as exc:
+        logger.warning("auth.refresh_rejected", user_id=user.pk, reason="token already spent")
         raise TokenRejected() from exc
     logger.info("auth.token_refreshed", user_id=user.pk)
     return token_issue(user=user)

@@ -1,7 +1,17 @@
 """Access tokens: signed and verified by simplejwt, with the contract's claim rules on top.
 
-Claims: `sub` (user id as a decimal string), `iat`, `exp`, `jti`, `token_type`. Tokens issued
-by the FastAPI backend (no `jti`, no `token_type`) stay valid until they expire (CONTRACT §3.1).
+Claims: `sub` (user id as a decimal string), `iat`, `exp`, `jti`, `token_type`, and `sfp`, a
+keyed fingerprint of the user's password hash and `tokens_valid_after` at issue time. Whatever
+changes the password (the admin's form, `manage.py changepassword`, a service calling
+`set_password`, even a bulk update) changes the hash, so every token issued before stops
+matching: a password change ends every earlier session, with no hook to forget. Ending a user's
+sessions on purpose (deactivation in the admin, `manage.py end_sessions`) moves
+`tokens_valid_after`, with the same effect. (A hash upgraded at login, when Django's hasher
+parameters change, ends the other sessions too, as it does Django's own sessions.)
+
+Tokens issued by the FastAPI backend (no `token_type`, `jti` or `sfp`) stay valid until they
+expire (CONTRACT §3.1), unless issued before `tokens_valid_after` (logout of such a token sets
+it). A token carrying Lia's `token_type` must carry the other two.
 """
 
 import math
@@ -9,13 +19,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Value
+from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.exceptions import TokenRejected
 from accounts.models import RevokedToken, User
+
+SESSION_CLAIM = "sfp"
+
+
+def session_fingerprint(user: User) -> str:
+    """Changes whenever the password hash or `tokens_valid_after` does. Keyed with the signing
+    key, so the claim (readable by whoever holds the token) says nothing about the hash."""
+    value = f"{user.password}|{user.tokens_valid_after.isoformat() if user.tokens_valid_after else ''}"
+    key = settings.SIMPLE_JWT["SIGNING_KEY"]
+    return salted_hmac("lia.accounts.tokens.session", value, secret=key, algorithm="sha256").hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -26,6 +48,7 @@ class IssuedToken:
 
 def token_issue(*, user: User) -> IssuedToken:
     token = AccessToken.for_user(user)
+    token[SESSION_CLAIM] = session_fingerprint(user)
     return IssuedToken(value=str(token), expires_in=int(AccessToken.lifetime.total_seconds()))
 
 
@@ -37,7 +60,7 @@ def token_decode(raw: str) -> dict[str, Any]:
         raise TokenRejected() from exc
     if "refresh" in (payload.get("type"), payload.get("token_type")):
         raise TokenRejected("Cannot use refresh token as access token")
-    if not isinstance(payload.get("exp"), int | float):
+    if not isinstance(payload.get("exp"), int | float) or not isinstance(payload.get("jti", ""), str):
         raise TokenRejected()
     if "sub" not in payload:
         raise TokenRejected("Invalid token payload")
@@ -57,6 +80,12 @@ def token_user(payload: dict[str, Any]) -> User:
         raise TokenRejected("User not found")
     if user.token_revoked or not user.is_active:  # type: ignore[attr-defined]
         raise TokenRejected()
+    if "token_type" in payload:  # issued by Lia: bound to its jti, the password and the session epoch
+        fingerprint = payload.get(SESSION_CLAIM)
+        if not jti or not isinstance(fingerprint, str):
+            raise TokenRejected()
+        if not constant_time_compare(fingerprint, session_fingerprint(user)):
+            raise TokenRejected()
     issued_at = payload.get("iat")
     if user.tokens_valid_after and (
         not isinstance(issued_at, int | float) or issued_at < math.floor(user.tokens_valid_after.timestamp())

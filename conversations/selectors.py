@@ -5,11 +5,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from django.db.models import Count, QuerySet
 
 from accounts.models import User
 from conversations.exceptions import ConversationNotFound
 from conversations.models import Conversation, Message, TurnStatus
+
+logger = structlog.get_logger("lia.chat")
 
 
 def parse_conversation_id(value: object) -> uuid.UUID | None:
@@ -29,6 +32,11 @@ def conversation_get_for_user(*, user: User, conversation_id: object) -> Convers
         raise ConversationNotFound()
     conversation = Conversation.objects.filter(pk=parsed, user=user).first()
     if conversation is None:
+        # The caller sees the same 404 either way; the log tells probing apart from a stale id.
+        if Conversation.objects.filter(pk=parsed).exists():
+            logger.warning("security.conversation_denied", conversation_id=str(parsed))
+        else:
+            logger.info("chat.conversation_not_found", conversation_id=str(parsed))
         raise ConversationNotFound()
     return conversation
 

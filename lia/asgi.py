@@ -5,11 +5,18 @@ static files (the admin's; `manage.py collectstatic`, done in the Docker image) 
 front of Django by servestatic, without entering the middleware stack. On shutdown (SIGTERM),
 requests in flight end as if their client had gone away, so open chat streams store their
 partial replies before the process exits (lia.shutdown).
+Outermost, a request whose body is larger than MAX_REQUEST_BODY_BYTES gets the JSON 413
+before Django reads it.
 """
 
+import json
 import os
+import re
+import uuid
 from pathlib import Path
+from typing import Any
 
+import structlog
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lia.settings.base")
@@ -20,9 +27,97 @@ from servestatic import ServeStaticASGI  # noqa: E402
 
 from lia.shutdown import GracefulShutdown  # noqa: E402
 
+Scope = dict[str, Any]
+REQUEST_ID_PATTERN = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")  # as lia.middleware accepts
+logger = structlog.get_logger("lia.access")
+
+
+class RequestBodyLimit:
+    """Answer 413 to a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE without reading it.
+
+    Django's ASGI handler reads (and spools to disk) the whole body before any middleware runs,
+    so lia.middleware.BodySizeMiddleware alone can't stop a client from uploading 100 MB first. A
+    declared Content-Length over the limit is refused before the first body byte is received; a
+    body without one (chunked) is counted as it arrives and refused once it passes the limit.
+    (daphne itself buffers a body before calling the application: limit bodies at the reverse
+    proxy too. SECURITY.md says how.)
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if scope["type"] != "http" or limit is None:
+            return await self.app(scope, receive, send)
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > limit:
+                return await self._refuse(scope, send, limit)
+            return await self.app(scope, receive, send)  # malformed lengths: Django answers 400
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # the client went away before sending its body
+            size += len(message.get("body", b""))
+            if size > limit:
+                return await self._refuse(scope, send, limit)
+            messages.append(message)
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> dict[str, Any]:
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Any, limit: int) -> None:
+        body = json.dumps(
+            {"error": {"message": f"Request body too large (limit {limit} bytes)"}}, separators=(",", ":")
+        ).encode()
+        request_id = _header(scope, b"x-request-id")
+        if not (request_id and REQUEST_ID_PATTERN.match(request_id)):
+            request_id = uuid.uuid4().hex.encode()
+        logger.warning(
+            "security.body_too_large",
+            method=scope.get("method"),
+            path=scope.get("path"),
+            declared=(_header(scope, b"content-length") or b"").decode("latin-1")[:20] or None,
+            peer=(scope.get("client") or ("unknown",))[0],
+            request_id=request_id.decode(),
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id),
+            (b"connection", b"close"),
+        ]
+        origin = _header(scope, b"origin")
+        if origin is not None and origin.decode("latin-1") in settings.CORS_ALLOWED_ORIGINS:
+            # What django-cors-headers adds for an allowed origin: the browser then shows the error.
+            headers += [
+                (b"access-control-allow-origin", origin),
+                (b"access-control-allow-credentials", b"true"),
+                (b"access-control-expose-headers", ", ".join(settings.CORS_EXPOSE_HEADERS).encode()),
+                (b"vary", b"origin"),
+            ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.strip()
+    return None
+
+
 # Within daphne's 10 s application_close_timeout; a stream's own final save gives up at 8 s.
 SHUTDOWN_GRACE_SECONDS = 9.0
 
-application = GracefulShutdown(django_application, grace=SHUTDOWN_GRACE_SECONDS)
+application: Any = GracefulShutdown(django_application, grace=SHUTDOWN_GRACE_SECONDS)
 if Path(settings.STATIC_ROOT).is_dir():
     application = ServeStaticASGI(application, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
+application = RequestBodyLimit(application)

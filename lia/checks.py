@@ -1,14 +1,15 @@
 """Deployment checks for the settings that decide Lia's wire security."""
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
-def check_auth_cookie(app_configs: Any = None, **kwargs: Any) -> list[Error | Warning]:
-    problems: list[Error | Warning] = []
+def check_auth_cookie(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
     if not settings.COOKIE_SECURE:
         problems.append(
             Warning(
@@ -19,15 +20,93 @@ def check_auth_cookie(app_configs: Any = None, **kwargs: Any) -> list[Error | Wa
         )
     if settings.COOKIE_SAMESITE.lower() == "none" and not settings.COOKIE_SECURE:
         problems.append(Error("COOKIE_SAMESITE=none requires COOKIE_SECURE=true.", id="lia.E002"))
-    if "*" in settings.CORS_ORIGINS:
+    return problems
+
+
+@register(Tags.security, deploy=True)
+def check_cors(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With credentials allowed, a wildcard (or any page's) origin may read every user's data."""
+    if not getattr(settings, "CORS_ALLOW_CREDENTIALS", False):
+        return []
+    problems: list[CheckMessage] = []
+    origins = {origin.strip().lower() for origin in settings.CORS_ORIGINS}
+    if "*" in origins or getattr(settings, "CORS_ALLOW_ALL_ORIGINS", False):
         problems.append(
             Error(
-                "CORS_ORIGINS contains '*' while credentials are allowed.",
-                hint="List the web client's origins exactly.",
+                "CORS allows every origin ('*') while credentials are allowed.",
+                hint="List the web client's origins exactly in CORS_ORIGINS.",
                 id="lia.E003",
             )
         )
+    if "null" in origins:
+        problems.append(
+            Error(
+                "CORS_ORIGINS contains 'null', the origin of sandboxed frames and local files.",
+                hint="Remove it: any page can produce a 'null' origin.",
+                id="lia.E004",
+            )
+        )
+    if getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", None):
+        problems.append(
+            Warning(
+                "CORS_ALLOWED_ORIGIN_REGEXES is set; Lia's Origin check (CSRF) only knows CORS_ORIGINS.",
+                hint="List the origins in CORS_ORIGINS instead.",
+                id="lia.W002",
+            )
+        )
+    loopback = sorted(o for o in origins if _is_loopback(o))
+    if loopback:
+        problems.append(
+            Warning(
+                f"CORS_ORIGINS lists development origins: {', '.join(loopback)}.",
+                hint="Set CORS_ORIGINS to the web client's production origins: any program on a user's "
+                "machine serving these ports could otherwise read their data.",
+                id="lia.W004",
+            )
+        )
+    insecure = sorted(o for o in origins if o.startswith("http://") and not _is_loopback(o))
+    if insecure:
+        problems.append(
+            Warning(
+                f"CORS_ORIGINS has plain-http origins: {', '.join(insecure)}.",
+                hint="A network attacker can act as a plain-http origin; use https:// origins in production.",
+                id="lia.W003",
+            )
+        )
     return problems
+
+
+@register(Tags.security, deploy=True)
+def check_rate_limit_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if getattr(settings, "REDIS_URL", ""):
+        return []
+    return [
+        Info(
+            "Rate limits are counted per process (no REDIS_URL): each worker allows the full limit.",
+            hint="Set REDIS_URL when running more than one process.",
+            id="lia.I001",
+        )
+    ]
+
+
+RATE_LIMIT_SETTINGS = (
+    "RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE",
+    "RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE",
+    "RATE_LIMIT_LOGIN_FAILURES_PER_HOUR",
+)
+
+
+@register(Tags.security)
+def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(
+            f"{name} must be at least 1.",
+            hint="RATE_LIMIT_ENABLED=false turns the limits off; 0 would refuse every request.",
+            id="lia.E005",
+        )
+        for name in RATE_LIMIT_SETTINGS
+        if getattr(settings, name) < 1
+    ]
 
 
 @register(Tags.security)
@@ -42,7 +121,15 @@ def check_jwt_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """CONTRACT §3.1: HS256/HS384/HS512, and a lifetime of 1 to 30 days."""
     problems = []
     if settings.JWT_ALGORITHM not in {"HS256", "HS384", "HS512"}:
-        problems.append(Error("JWT_ALGORITHM must be HS256, HS384 or HS512.", id="lia.E004"))
+        problems.append(Error("JWT_ALGORITHM must be HS256, HS384 or HS512.", id="lia.E010"))
     if not 1 <= settings.JWT_ACCESS_TOKEN_EXPIRE_DAYS <= 30:
-        problems.append(Error("JWT_ACCESS_TOKEN_EXPIRE_DAYS must be between 1 and 30.", id="lia.E005"))
+        problems.append(Error("JWT_ACCESS_TOKEN_EXPIRE_DAYS must be between 1 and 30.", id="lia.E011"))
     return problems
+
+
+def _is_loopback(origin: str) -> bool:
+    try:
+        host = urlsplit(origin).hostname
+    except ValueError:
+        return False
+    return host in {"localhost", "127.0.0.1", "::1"}

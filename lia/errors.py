@@ -34,6 +34,8 @@ VALIDATION_TYPES = {
     "min_value": "greater_than_equal",
     "max_value": "less_than_equal",
     "parse_error": "json_invalid",
+    "nul_character": "string_pattern_mismatch",
+    "lone_surrogate": "string_unicode",
 }
 
 
@@ -141,7 +143,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
         message = "Authentication required" if isinstance(exc, drf.NotAuthenticated) else str(exc.detail)
-        logger.info("auth.rejected", reason=message)
+        request = context.get("request")
+        logger.info("auth.rejected", reason=message, path=getattr(request, "path", None))
         return Response(error_body(message), status=401, headers=headers)
     if isinstance(exc, Http404 | drf.NotFound):
         message = str(exc.detail) if isinstance(exc, drf.NotFound) else "Not Found"

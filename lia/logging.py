@@ -5,6 +5,7 @@ conversation_id). Values under keys that look like secrets are replaced before r
 as a last line of defence: code must not log message text, passwords, tokens or keys.
 """
 
+import logging
 from typing import Any
 
 import structlog
@@ -28,6 +29,15 @@ def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict
     return event_dict
 
 
+class UncaughtExceptionsOnly(logging.Filter):
+    """django.request logs every 4xx/5xx response, which the access line already records; keep
+    only its reports of exceptions nothing handled (raised in middleware or outside DRF), so
+    their traceback reaches the log, with the request id the 500 body shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is not None
+
+
 def build_logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     renderer: Any = (
         structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
@@ -47,11 +57,12 @@ def build_logging_config(*, log_format: str, level: str) -> dict[str, Any]:
                 "foreign_pre_chain": SHARED_PROCESSORS,
             },
         },
+        "filters": {"uncaught_exceptions_only": {"()": "lia.logging.UncaughtExceptionsOnly"}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
-            # Lia writes its own access line; these would duplicate it.
-            "django.request": {"level": "CRITICAL", "propagate": True},
+            # Lia writes its own access line; these would duplicate it (but see the filter).
+            "django.request": {"level": "ERROR", "filters": ["uncaught_exceptions_only"], "propagate": True},
             "django.server": {"level": "WARNING", "propagate": True},
             "daphne": {"level": "WARNING", "propagate": True},
             "django.channels.server": {"level": "ERROR", "propagate": True},

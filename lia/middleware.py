@@ -84,10 +84,12 @@ class RequestContextMiddleware(Middleware):
         structlog.contextvars.clear_contextvars()
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+        address = client_ip(request)
         request.request_id = request_id  # type: ignore[attr-defined]
-        request.client_ip = client_ip(request)  # type: ignore[attr-defined]
+        request.client_ip = address  # type: ignore[attr-defined]
         request.started_at = time.perf_counter()  # type: ignore[attr-defined]
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Every log line of the request carries both (security events need the client's address).
+        structlog.contextvars.bind_contextvars(request_id=request_id, client_ip=address)
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
@@ -98,7 +100,6 @@ class RequestContextMiddleware(Middleware):
             path=request.path,
             status=response.status_code,
             duration_ms=round((time.perf_counter() - request.started_at) * 1000, 2),  # type: ignore[attr-defined]
-            client_ip=request.client_ip,  # type: ignore[attr-defined]
             user_id=context.get("user_id"),
             streaming=response.streaming or None,
         )

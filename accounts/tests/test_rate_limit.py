@@ -136,3 +136,13 @@ def test_redis_is_tried_again_after_the_cool_down(web, settings, caplog):
         clock.shift(2)
         login(web)
         assert redis_tries() == 2
+
+
+def test_a_limit_of_zero_refuses_instead_of_crashing(web, settings):
+    """A misconfiguration (the lia.E005 check reports it at start-up) must not be a 500."""
+    settings.RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE = 0
+
+    response = login(web)
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "60"

@@ -233,6 +233,8 @@ RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_CHAT_REQUESTS_PER_MINU
 # After a Redis failure, limits are counted in this process for this many seconds before Redis
 # is tried again (a circuit breaker: a hung Redis costs one socket timeout per cool-down).
 RATE_LIMIT_REDIS_RETRY_SECONDS = env.float("RATE_LIMIT_REDIS_RETRY_SECONDS", default=30.0)
+# Failed logins per account per hour, from any IP (brute force against one account).
+RATE_LIMIT_LOGIN_FAILURES_PER_HOUR = env.int("RATE_LIMIT_LOGIN_FAILURES_PER_HOUR", default=20)
 # Number of reverse proxies in front of Lia whose X-Forwarded-For entries are trusted.
 # 0 (default): the client IP is the socket peer and X-Forwarded-For is ignored.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

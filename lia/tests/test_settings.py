@@ -31,6 +31,7 @@ STRONG = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "JWT_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "api.example.com",
+    "CORS_ORIGINS": "https://app.example.com",
     # A production deployment has its providers' keys (llm.W001 warns about a missing one).
     "GEMINI_API_KEY": "g-production-key",
     "OPENAI_API_KEY": "sk-production-key",
@@ -82,7 +83,7 @@ def test_every_variable_is_documented_in_env_example():
 
 @pytest.mark.parametrize(
     ("overrides", "complaint"),
-    [({"JWT_ALGORITHM": "RS256"}, "lia.E004"), ({"JWT_ACCESS_TOKEN_EXPIRE_DAYS": "90"}, "lia.E005")],
+    [({"JWT_ALGORITHM": "RS256"}, "lia.E010"), ({"JWT_ACCESS_TOKEN_EXPIRE_DAYS": "90"}, "lia.E011")],
 )
 def test_jwt_settings_outside_the_contract_are_refused(overrides, complaint):
     result = manage("check", DJANGO_DEBUG="true", **overrides)

@@ -1,0 +1,135 @@
+"""Brute force (RELIABILITY 11): failed logins are limited per account, whichever IP they come
+from; register shares the per-IP auth limit; X-Forwarded-For can't reset a counter."""
+
+import json
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/api/v1/auth/login"
+REGISTER = "/api/v1/auth/register"
+
+
+WRONG_PASSWORD = "Wr0ngGuess"
+
+
+def login(client, email: str = "alice@example.com", password: str = WRONG_PASSWORD, ip: str = "10.0.0.1"):
+    body = json.dumps({"email": email, "password": password})
+    return client.post(LOGIN, body, content_type="application/json", REMOTE_ADDR=ip)
+
+
+def guesses(client, count: int, email: str = "alice@example.com", start: int = 0) -> list[int]:
+    # A different client IP every time: the per-IP limit never sees more than one attempt.
+    return [
+        login(client, email, ip=f"10.1.{(start + n) // 250}.{(start + n) % 250 + 1}").status_code for n in range(count)
+    ]
+
+
+def test_the_21st_failed_login_for_an_account_is_429_from_any_ip(web, alice):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        failures = guesses(web, 20)
+        clock.shift(600)
+        blocked = login(web, ip="192.0.2.200")
+
+    assert failures == [401] * 20
+    assert blocked.status_code == 429
+    assert blocked.json() == {
+        "error": {"message": "Rate limit exceeded. Please try again later.", "details": {"retry_after": 3000}}
+    }
+    assert blocked["Retry-After"] == "3000"
+
+
+def test_a_locked_account_refuses_even_the_right_password(web, alice):
+    guesses(web, 20)
+
+    assert login(web, password=PASSWORD, ip="192.0.2.7").status_code == 429
+
+
+def test_the_lock_lifts_as_failures_leave_the_hour(web, alice):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        guesses(web, 20)
+        clock.shift(3601)
+
+        assert login(web, password=PASSWORD, ip="192.0.2.7").status_code == 200
+
+
+def test_refused_attempts_do_not_extend_the_lock(web, alice):
+    """At most 20 password guesses an hour: refused attempts check no password and don't count."""
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        guesses(web, 20)
+        for minute in range(59):
+            clock.shift(60)
+            assert login(web, ip=f"192.0.2.{minute + 1}").status_code == 429
+        clock.shift(61)
+
+        assert login(web, password=PASSWORD, ip="192.0.2.99").status_code == 200
+
+
+def test_other_accounts_are_unaffected(web, alice, bob):
+    guesses(web, 20)
+
+    assert login(web, "bob@example.com", PASSWORD, ip="192.0.2.8").status_code == 200
+
+
+def test_successful_logins_do_not_count(web, alice):
+    for n in range(25):
+        assert login(web, password=PASSWORD, ip=f"10.2.0.{n + 1}").status_code == 200
+
+    assert login(web, ip="10.2.1.1").status_code == 401
+
+
+def test_unknown_emails_are_limited_the_same_way(web):
+    """An attacker can't tell a real account from a missing one by when it gets locked."""
+    failures = guesses(web, 20, email="nobody@example.com")
+
+    assert failures == [401] * 20
+    assert login(web, "nobody@example.com", ip="192.0.2.9").status_code == 429
+
+
+def test_the_account_key_ignores_email_case(web, alice):
+    guesses(web, 10, email="alice@example.com")
+    guesses(web, 10, email="ALICE@Example.COM", start=10)
+
+    assert login(web, "Alice@example.com", PASSWORD, ip="192.0.2.10").status_code == 429
+
+
+def test_the_limit_follows_its_setting(web, alice, settings):
+    settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR = 3
+
+    assert guesses(web, 3) == [401] * 3
+    assert login(web, ip="192.0.2.11").status_code == 429
+
+
+def test_disabled_limits_lock_nobody(web, alice, settings):
+    settings.RATE_LIMIT_ENABLED = False
+
+    assert set(guesses(web, 30)) == {401}
+    assert login(web, password=PASSWORD).status_code == 200
+
+
+def test_registration_is_limited_per_ip(web):
+    statuses = []
+    for n in range(11):
+        body = {"email": f"new{n}@example.com", "username": f"new{n}", "password": "Passw0rdX"}
+        statuses.append(web.post(REGISTER, json.dumps(body), content_type="application/json").status_code)
+
+    assert statuses == [201] * 10 + [429]
+
+
+def test_a_spoofed_forwarded_for_does_not_reset_the_per_ip_counter(web):
+    for n in range(10):
+        login(web, email=f"u{n}@example.com", ip="10.9.9.9")
+    spoofed = web.post(
+        LOGIN,
+        json.dumps({"email": "z@example.com", "password": "x"}),
+        content_type="application/json",
+        REMOTE_ADDR="10.9.9.9",
+        HTTP_X_FORWARDED_FOR="203.0.113.77",
+    )
+
+    assert spoofed.status_code == 429

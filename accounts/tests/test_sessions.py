@@ -1,0 +1,292 @@
+"""Tokens the contract doesn't spell out, refused (RELIABILITY 5), and what ends a session
+(RELIABILITY 4): a password change by any path, deactivation, deletion."""
+
+import base64
+import hashlib
+import hmac
+import json
+from io import StringIO
+
+import jwt
+import pytest
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.core.management import call_command
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import user_deactivate
+from accounts.tokens import token_issue
+from conftest import PASSWORD, Persona
+
+pytestmark = pytest.mark.django_db
+
+ME = "/api/v1/auth/me"
+LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+NEW_PASSWORD = "N3wPassword!"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def lia_claims(user: User) -> dict:
+    """The claims of a token Lia issued for `user`, as the tests below alter them."""
+    return jwt.decode(token_issue(user=user).value, options={"verify_signature": False})
+
+
+def sign(claims: dict, *, header: dict | None = None, key: str | None = None) -> str:
+    header = header or {"alg": "HS256", "typ": "JWT"}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    digest = hmac.new((key or settings.JWT_SECRET_KEY).encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(digest)}"
+
+
+def me(client, token: str):
+    return client.get(ME, headers={"Authorization": f"Bearer {token}"})
+
+
+def assert_refused(response) -> None:
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert set(response.json()) == {"error"}
+
+
+# --- the token matrix -------------------------------------------------------------------------------
+
+
+def rs256_token(user: User) -> str:
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(lia_claims(user), private_key, algorithm="RS256")
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        # The server's HMAC secret used as if it were an RS256 public key (algorithm confusion).
+        lambda u: sign(lia_claims(u), header={"alg": "RS256", "typ": "JWT"}),
+        lambda u: rs256_token(u),
+        lambda u: sign(lia_claims(u), header={"alg": "none", "typ": "JWT"})[: -len("x")] + "x",
+        lambda u: b64(b'{"alg":"none"}') + "." + b64(json.dumps(lia_claims(u)).encode()) + ".",
+        lambda u: sign({k: v for k, v in lia_claims(u).items() if k != "jti"}),
+        lambda u: sign({**lia_claims(u), "jti": 12345}),
+        lambda u: sign({k: v for k, v in lia_claims(u).items() if k != "sfp"}),
+        lambda u: sign({**lia_claims(u), "sfp": "0" * 24}),
+        lambda u: sign({**lia_claims(u), "nbf": int(timezone.now().timestamp()) + 600}),
+        lambda u: sign({**lia_claims(u), "exp": "tomorrow"}),
+        lambda u: sign({**lia_claims(u), "iat": "yesterday"}),
+        lambda u: sign({**lia_claims(u), "sub": 10**30}),
+        lambda u: sign({**lia_claims(u), "sub": None}),
+        lambda u: sign({**lia_claims(u), "sub": ["1"]}),
+        lambda u: sign([1, 2, 3]),
+        lambda u: sign(lia_claims(u), key="x" * 64),
+        lambda u: "A" * 8192,
+        lambda u: "a.b.c",
+        lambda u: "....",
+        lambda u: token_issue(user=u).value + "x",
+    ],
+    ids=[
+        "rs256-header-hmac-key-confusion",
+        "rs256-signed",
+        "alg-none-signed",
+        "alg-none-unsigned",
+        "missing-jti",
+        "jti-not-a-string",
+        "missing-session-fingerprint",
+        "wrong-session-fingerprint",
+        "nbf-in-the-future",
+        "exp-not-a-number",
+        "iat-not-a-number",
+        "sub-huge",
+        "sub-null",
+        "sub-list",
+        "payload-not-an-object",
+        "other-key",
+        "8kb-garbage",
+        "three-dots",
+        "empty-segments",
+        "trailing-garbage",
+    ],
+)
+def test_bad_tokens_are_401_never_500(web, alice, make_token):
+    assert_refused(me(web, make_token(alice.user)))
+
+
+def test_a_deleted_users_token_is_refused(web, alice):
+    User.objects.filter(pk=alice.user.pk).delete()
+
+    response = me(web, alice.token)
+
+    assert_refused(response)
+    assert response.json() == {"error": {"message": "User not found"}}
+
+
+def test_a_legacy_token_keeps_working(web, alice):
+    """CONTRACT §3.1: tokens of the FastAPI backend (no jti, no token_type) stay valid until they expire."""
+    now = int(timezone.now().timestamp())
+    legacy = jwt.encode({"sub": str(alice.user.pk), "iat": now, "exp": now + 600}, settings.JWT_SECRET_KEY)
+
+    assert me(web, legacy).status_code == 200
+
+
+# --- what ends a session ----------------------------------------------------------------------------
+
+
+def _still_in(web, persona: Persona) -> bool:
+    return me(web, persona.token).status_code == 200
+
+
+def _can_log_in(web, email: str, password: str) -> bool:
+    response = web.post(LOGIN, json.dumps({"email": email, "password": password}), content_type="application/json")
+    if response.status_code != 200:
+        return False
+    web.cookies.clear()
+    return me(web, response.json()["access_token"]).status_code == 200
+
+
+def change_through_the_admin(persona: Persona, admin_client) -> None:
+    response = admin_client.post(
+        f"/admin/accounts/user/{persona.user.pk}/password/",
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},
+    )
+    assert response.status_code == 302, response.content.decode()[:500]
+
+
+def change_through_changepassword(persona: Persona, admin_client) -> None:
+    import getpass
+
+    original = getpass.getpass
+    getpass.getpass = lambda prompt="": NEW_PASSWORD
+    try:
+        call_command("changepassword", persona.user.email, stdout=StringIO())
+    finally:
+        getpass.getpass = original
+
+
+def change_through_set_password(persona: Persona, admin_client) -> None:
+    user = User.objects.get(pk=persona.user.pk)
+    user.set_password(NEW_PASSWORD)
+    user.save(update_fields=["password"])
+
+
+def change_through_a_bulk_update(persona: Persona, admin_client) -> None:
+    User.objects.filter(pk=persona.user.pk).update(password=make_password(NEW_PASSWORD))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        change_through_the_admin,
+        change_through_changepassword,
+        change_through_set_password,
+        change_through_a_bulk_update,
+    ],
+    ids=["admin-form", "manage-changepassword", "set_password", "bulk-update"],
+)
+def test_a_password_change_ends_every_earlier_session(web, alice, admin_client, change):
+    second_device = Persona(user=alice.user, token=token_issue(user=alice.user).value)
+    assert _still_in(web, alice)
+
+    change(alice, admin_client)
+
+    assert_refused(me(web, alice.token))
+    assert_refused(me(web, second_device.token))
+    assert_refused(web.post(REFRESH, headers=alice.bearer))
+    assert not _can_log_in(web, alice.user.email, PASSWORD)
+    assert _can_log_in(web, alice.user.email, NEW_PASSWORD)
+
+
+def test_the_same_password_set_again_still_ends_sessions(web, alice):
+    """A new salt is a new hash: "change" to the same password logs other devices out too."""
+    user = User.objects.get(pk=alice.user.pk)
+    user.set_password(PASSWORD)
+    user.save()
+
+    assert_refused(me(web, alice.token))
+
+
+def test_other_users_sessions_are_unaffected(web, alice, bob):
+    change_through_set_password(alice, None)
+
+    assert me(web, bob.token).status_code == 200
+
+
+def test_deactivation_through_the_admin_ends_sessions_for_good(web, alice, admin_client):
+    response = admin_client.post(
+        f"/admin/accounts/user/{alice.user.pk}/change/",
+        {"email": alice.user.email, "username": alice.user.username},  # is_active unchecked
+    )
+    alice.user.refresh_from_db()
+
+    assert response.status_code == 302, response.content.decode()[:500]
+    assert not alice.user.is_active
+    assert_refused(me(web, alice.token))
+    assert not _can_log_in(web, alice.user.email, PASSWORD)
+    User.objects.filter(pk=alice.user.pk).update(is_active=True)
+    assert_refused(me(web, alice.token))  # reactivation doesn't revive the old token
+    assert _can_log_in(web, alice.user.email, PASSWORD)
+
+
+def test_an_inactive_user_is_refused_whatever_deactivated_it(web, alice):
+    User.objects.filter(pk=alice.user.pk).update(is_active=False)
+
+    assert_refused(me(web, alice.token))
+    assert_refused(web.post(REFRESH, headers=alice.bearer))
+    assert not _can_log_in(web, alice.user.email, PASSWORD)
+
+
+def test_deactivation_by_the_service_is_for_good(web, alice):
+    user_deactivate(user=User.objects.get(pk=alice.user.pk))
+    User.objects.filter(pk=alice.user.pk).update(is_active=True)  # reactivated later
+
+    assert_refused(me(web, alice.token))
+    assert _can_log_in(web, alice.user.email, PASSWORD)
+
+
+def test_the_admin_action_ends_sessions(web, alice, bob, admin_client):
+    response = admin_client.post(
+        "/admin/accounts/user/", {"action": "end_sessions", "_selected_action": [alice.user.pk]}
+    )
+
+    assert response.status_code == 302
+    assert_refused(me(web, alice.token))
+    assert me(web, bob.token).status_code == 200
+    assert _can_log_in(web, alice.user.email, PASSWORD)
+
+
+def test_end_sessions_command(web, alice, bob):
+    out = StringIO()
+
+    call_command("end_sessions", "ALICE@example.com", stdout=out)
+
+    assert "Ended the sessions of 1 user(s)." in out.getvalue()
+    assert_refused(me(web, alice.token))
+    assert me(web, bob.token).status_code == 200
+
+
+def test_end_sessions_command_for_everyone(web, alice, bob):
+    call_command("end_sessions", "--all", stdout=StringIO())
+
+    assert_refused(me(web, alice.token))
+    assert_refused(me(web, bob.token))
+
+
+@pytest.mark.parametrize("args", [(), ("alice@example.com", "--all"), ("nobody@example.com",)])
+def test_end_sessions_command_refuses_unclear_requests(alice, args):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("end_sessions", *args, stdout=StringIO())
+
+
+def test_sessions_ended_also_end_legacy_tokens(web, alice):
+    now = int(timezone.now().timestamp()) - 5
+    legacy = jwt.encode({"sub": str(alice.user.pk), "iat": now, "exp": now + 600}, settings.JWT_SECRET_KEY)
+
+    call_command("end_sessions", alice.user.email, stdout=StringIO())
+
+    assert_refused(me(web, legacy))

@@ -1,0 +1,89 @@
+"""The deployment checks (`manage.py check --deploy --fail-level WARNING`) refuse the settings that
+would weaken Lia's wire security (RELIABILITY 6, 29, 33). The production settings pass them:
+lia/tests/test_settings.py runs the command itself."""
+
+import pytest
+from django.core.checks import run_checks
+
+SECURE = {
+    "COOKIE_SECURE": True,
+    "COOKIE_SAMESITE": "lax",
+    "CORS_ORIGINS": ["https://app.example.com"],
+    "CORS_ALLOWED_ORIGINS": ["https://app.example.com"],
+    "SECURE_SSL_REDIRECT": True,
+    "SECURE_HSTS_SECONDS": 31536000,
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+    "SECURE_HSTS_PRELOAD": True,
+    "SESSION_COOKIE_SECURE": True,
+    "CSRF_COOKIE_SECURE": True,
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "LLM_OFFLINE_FALLBACK": False,
+}
+
+
+def deploy_problems(settings, **overrides) -> set[str]:
+    for name, value in {**SECURE, **overrides}.items():
+        setattr(settings, name, value)
+    messages = run_checks(include_deployment_checks=True)
+    return {m.id for m in messages if m.is_serious(30) and m.id not in settings.SILENCED_SYSTEM_CHECKS}
+
+
+def test_secure_settings_raise_nothing(settings):
+    assert deploy_problems(settings) <= {"llm.W001"}  # providers without keys: llm's own concern
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"COOKIE_SECURE": False}, "lia.W001"),
+        ({"COOKIE_SECURE": False, "COOKIE_SAMESITE": "none"}, "lia.E002"),
+        ({"CORS_ORIGINS": ["*"]}, "lia.E003"),
+        ({"CORS_ALLOW_ALL_ORIGINS": True}, "lia.E003"),
+        ({"CORS_ORIGINS": ["https://app.example.com", "null"]}, "lia.E004"),
+        ({"CORS_ALLOWED_ORIGIN_REGEXES": [r"^https://.*$"]}, "lia.W002"),
+        ({"CORS_ORIGINS": ["http://app.example.com"]}, "lia.W003"),
+        ({"CORS_ORIGINS": ["http://localhost:5173"]}, "lia.W004"),
+        ({"SECURE_HSTS_SECONDS": 0}, "security.W004"),
+        ({"SECURE_SSL_REDIRECT": False}, "security.W008"),
+        ({"SESSION_COOKIE_SECURE": False}, "security.W012"),
+        ({"CSRF_COOKIE_SECURE": False}, "security.W016"),
+        ({"DEBUG": True}, "security.W018"),
+    ],
+)
+def test_insecure_settings_fail_the_deployment_checklist(settings, overrides, problem):
+    assert problem in deploy_problems(settings, **overrides)
+
+
+def test_without_credentials_a_wildcard_is_not_lias_concern(settings):
+    assert "lia.E003" not in deploy_problems(settings, CORS_ORIGINS=["*"], CORS_ALLOW_CREDENTIALS=False)
+
+
+def test_a_per_process_rate_limit_is_reported_not_failed(settings):
+    for name, value in SECURE.items():
+        setattr(settings, name, value)
+    settings.REDIS_URL = ""
+
+    messages = {m.id: m for m in run_checks(include_deployment_checks=True)}
+
+    assert "lia.I001" in messages
+    assert not messages["lia.I001"].is_serious(30)
+
+
+def test_an_invalid_samesite_fails_even_outside_deployment(settings):
+    settings.COOKIE_SAMESITE = "sometimes"
+
+    assert "lia.E001" in {m.id for m in run_checks()}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE",
+        "RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE",
+        "RATE_LIMIT_LOGIN_FAILURES_PER_HOUR",
+    ],
+)
+def test_a_rate_limit_below_one_fails_at_start_up(settings, name):
+    setattr(settings, name, 0)
+
+    assert "lia.E005" in {m.id for m in run_checks()}
