@@ -54,6 +54,7 @@ def parse(argv: list[str] | None = None) -> Config:
         help="Redis (env BENCH_REDIS_URL); keys get a random lia-bench-* prefix, removed at the end",
     )
     parser.add_argument("--pool-max-size", type=int, default=None, help="DATABASE_POOL_MAX_SIZE (default: Lia's, 10)")
+    parser.add_argument("--pool-timeout", type=float, default=None, help="DATABASE_POOL_TIMEOUT (default: Lia's, 3 s)")
     parser.add_argument("--chunks", type=int, default=defaults.chunks, help="text chunks per reply (default 20)")
     parser.add_argument("--delay-ms", type=float, default=defaults.delay * 1000, help="ms between chunks (default 10)")
     parser.add_argument("--first-delay-ms", type=float, default=0.0, help="ms before the provider's first frame")
@@ -116,6 +117,7 @@ def parse(argv: list[str] | None = None) -> Config:
         database_url=args.database_url,
         redis_url=args.redis_url,
         pool_max_size=args.pool_max_size,
+        pool_timeout=args.pool_timeout,
         chunks=args.chunks,
         delay=args.delay_ms / 1000,
         first_delay=args.first_delay_ms / 1000,
