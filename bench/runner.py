@@ -41,6 +41,7 @@ class Config:
     redis_url: str = "redis://127.0.0.1:6379/0"
     pool_max_size: int | None = None
     pool_timeout: float | None = None
+    server_env: dict[str, str] = field(default_factory=dict)  # any other setting, e.g. DATABASE_POOL_MAX_WAITING
     chunks: int = 20
     delay: float = 0.01
     first_delay: float = 0.0
@@ -329,6 +330,7 @@ class Bench:
                 extra["DATABASE_POOL_MAX_SIZE"] = str(config.pool_max_size)
             if config.pool_timeout:
                 extra["DATABASE_POOL_TIMEOUT"] = str(config.pool_timeout)
+        extra.update(config.server_env)
         return child_env(extra)
 
     def migrate(self) -> None:
