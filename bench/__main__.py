@@ -54,6 +54,15 @@ def parse(argv: list[str] | None = None) -> Config:
         help="Redis (env BENCH_REDIS_URL); keys get a random lia-bench-* prefix, removed at the end",
     )
     parser.add_argument("--pool-max-size", type=int, default=None, help="DATABASE_POOL_MAX_SIZE (default: Lia's, 10)")
+    parser.add_argument("--pool-timeout", type=float, default=None, help="DATABASE_POOL_TIMEOUT (default: Lia's, 3 s)")
+    parser.add_argument(
+        "--set",
+        dest="server_env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment setting for the server, e.g. --set DATABASE_POOL_MAX_WAITING=2000 (repeatable)",
+    )
     parser.add_argument("--chunks", type=int, default=defaults.chunks, help="text chunks per reply (default 20)")
     parser.add_argument("--delay-ms", type=float, default=defaults.delay * 1000, help="ms between chunks (default 10)")
     parser.add_argument("--first-delay-ms", type=float, default=0.0, help="ms before the provider's first frame")
@@ -88,6 +97,12 @@ def parse(argv: list[str] | None = None) -> Config:
         help="hard limit in seconds for one round of a level",
     )
     parser.add_argument(
+        "--backlog",
+        type=int,
+        default=defaults.backlog,
+        help="listen backlog of the server's socket (default 2048; daphne alone uses 50)",
+    )
+    parser.add_argument(
         "--loop",
         default=defaults.loop,
         choices=["auto", "asyncio", "uvloop"],
@@ -116,6 +131,8 @@ def parse(argv: list[str] | None = None) -> Config:
         database_url=args.database_url,
         redis_url=args.redis_url,
         pool_max_size=args.pool_max_size,
+        pool_timeout=args.pool_timeout,
+        server_env=dict(item.split("=", 1) for item in args.server_env),
         chunks=args.chunks,
         delay=args.delay_ms / 1000,
         first_delay=args.first_delay_ms / 1000,
@@ -125,6 +142,7 @@ def parse(argv: list[str] | None = None) -> Config:
         history_seconds=args.history_seconds,
         history_concurrency=args.history_concurrency,
         level_deadline=args.level_deadline,
+        backlog=args.backlog,
         loop=args.loop,
         daphne_verbosity=args.daphne_verbosity,
         fresh_server=not args.reuse_server,

@@ -170,6 +170,7 @@ class StreamRecord:
     ok: bool = False
     error: str | None = None
     status: int | None = None
+    connect_s: float | None = None  # TCP connect (SYN retries show up here)
     headers_s: float | None = None  # request sent → response headers
     ttft_s: float | None = None  # request sent → first text chunk
     total_s: float | None = None  # request sent → end of the stream
@@ -219,6 +220,7 @@ async def one_stream(job: dict[str, Any], index: int, gate: asyncio.Event, gate_
     try:
         async with asyncio.timeout(job["stream_timeout"]):
             reader, writer = await connect(host, port, job["connect_timeout"])
+            record.connect_s = now() - started
             response = await send(
                 reader,
                 writer,

@@ -35,6 +35,7 @@ def summarize_streams(result: dict[str, Any]) -> dict[str, Any]:
         "ok": len(ok),
         "errors": dict(errors),
         "ttft_ms": ms_percentiles([r["ttft_s"] for r in records if r["ttft_s"] is not None]),
+        "connect_ms": ms_percentiles([r["connect_s"] for r in records if r.get("connect_s") is not None]),
         "headers_ms": ms_percentiles([r["headers_s"] for r in records if r["headers_s"] is not None]),
         "total_ms": ms_percentiles([r["total_s"] for r in ok]),
         "chunks_per_stream": round(sum(r["chunks"] for r in ok) / len(ok), 1) if ok else 0,

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from bench.client import loopback_address, raise_open_files_limit
 from bench.report import added, summarize_history, summarize_streams
-from bench.server import ROOT, LiaServer, server_available
+from bench.server import ROOT, LiaServer, proc_status, server_available
 
 MODEL = "gpt-4o-mini"
 MESSAGE = "Hello Lia! Could you tell me something nice about the sea?"
@@ -40,6 +40,8 @@ class Config:
     database_url: str = "postgres://postgres@127.0.0.1:5432/lia_bench"
     redis_url: str = "redis://127.0.0.1:6379/0"
     pool_max_size: int | None = None
+    pool_timeout: float | None = None
+    server_env: dict[str, str] = field(default_factory=dict)  # any other setting, e.g. DATABASE_POOL_MAX_WAITING
     chunks: int = 20
     delay: float = 0.01
     first_delay: float = 0.0
@@ -221,13 +223,16 @@ class RSSSampler:
         self.server = server
         self.interval = interval
         self.peak = 0
+        self.peak_threads = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         pids = self.server.pids()
         while not self._stop.is_set():
-            self.peak = max(self.peak, sum(_rss(pid) for pid in pids))
+            statuses = [proc_status(pid) for pid in pids]
+            self.peak = max(self.peak, sum(rss for rss, _ in statuses))
+            self.peak_threads = max(self.peak_threads, sum(threads for _, threads in statuses))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RSSSampler:
@@ -237,12 +242,6 @@ class RSSSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
-
-
-def _rss(pid: int) -> int:
-    from bench.server import rss_bytes
-
-    return rss_bytes(pid)
 
 
 @contextlib.contextmanager
@@ -329,6 +328,9 @@ class Bench:
             extra["CACHE_KEY_PREFIX"] = self.redis_prefix
             if config.pool_max_size:
                 extra["DATABASE_POOL_MAX_SIZE"] = str(config.pool_max_size)
+            if config.pool_timeout:
+                extra["DATABASE_POOL_TIMEOUT"] = str(config.pool_timeout)
+        extra.update(config.server_env)
         return child_env(extra)
 
     def migrate(self) -> None:
@@ -473,6 +475,7 @@ class Bench:
                 "idle_mb": round(idle / MB, 1),
                 "peak_mb": round(peak / MB, 1),
                 "per_stream_kb": round((peak - idle) / n / 1024, 1),
+                "peak_threads": rss.peak_threads,
             },
             "pg": pg.summary() if pg is not None else None,
         }

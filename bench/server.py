@@ -75,14 +75,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_bytes(pid: int) -> int:
+    return proc_status(pid)[0]
+
+
+def proc_status(pid: int) -> tuple[int, int]:
+    """(resident bytes, threads) of `pid`."""
+    rss = threads = 0
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return rss, threads
 
 
 @dataclass

@@ -84,7 +84,12 @@ class _Pump:
             await self.queue.put(_END)
 
     async def get(self, seconds: float) -> Any:
-        return await asyncio.wait_for(self.queue.get(), timeout=max(seconds, 0))
+        # Per delta: an item already waiting is taken at once, and waiting uses asyncio.timeout,
+        # which (unlike wait_for on 3.11) creates no task per call.
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        async with asyncio.timeout(max(seconds, 0)):
+            return await self.queue.get()
 
     async def close(self) -> None:
         if not self.task.done():
