@@ -163,7 +163,10 @@ async def _with_keepalive(
             if remaining <= 0:
                 raise StreamTooLong()
             try:
-                item = await asyncio.wait_for(queue.get(), timeout=min(interval, remaining))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation (the
+                # client's disconnect) that lands in the same loop turn as the item it awaits.
+                async with asyncio.timeout(min(interval, remaining)):
+                    item = await queue.get()
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     raise StreamTooLong() from None

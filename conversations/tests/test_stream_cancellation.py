@@ -61,11 +61,6 @@ def racing_provider(settings) -> type[DisconnectAsTokenArrives]:
     return DisconnectAsTokenArrives
 
 
-@pytest.mark.xfail(
-    reason="needs a cancellation-safe wait in streaming (asyncio.timeout instead of asyncio.wait_for "
-    "in _with_keepalive, Python 3.11) (lead)",
-    strict=True,
-)
 async def test_a_disconnect_that_coincides_with_a_token_still_stops_the_stream(alice, racing_provider):
     payload = {"message": "Hello", "provider": "racing", "model": "m", "sentiment_method": "local"}
     communicator = await open_stream(alice.token, payload)

@@ -84,7 +84,6 @@ def test_database_down_when_the_reply_is_stored_ends_the_stream_cleanly(live):
         assert "Traceback" not in events[-1][1]["message"]
 
 
-@pytest.mark.xfail(reason="needs save retries in streaming (lead)", strict=True)
 def test_reply_finished_during_a_database_outage_is_stored_once_it_is_back(live):
     """RELIABILITY 28: saving the reply is retried (for up to 30 s), so a reply that finished
     while PostgreSQL was down for a few seconds is stored, complete, once it is back."""
