@@ -31,7 +31,13 @@ def test_a_burst_of_chat_turns_admits_exactly_the_limit(live, redis_server):
     live.fake.script(text="Within the limit.", delay=0.01)
     workers = [
         # A generous pool timeout: this is about counting, not about the pool under a burst.
-        live.start(redis=redis_server, RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE=LIMIT, DATABASE_POOL_TIMEOUT=20)
+        # No per-user stream cap: one user opens them all, and this counts the rate limit alone.
+        live.start(
+            redis=redis_server,
+            RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE=LIMIT,
+            DATABASE_POOL_TIMEOUT=20,
+            CHAT_MAX_CONCURRENT_STREAMS=0,
+        )
         for _ in range(2)
     ]
     with workers[0].client() as client:
