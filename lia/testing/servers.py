@@ -10,6 +10,7 @@ them, and always kill them at teardown, are in `lia.testing.pytest_plugin`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 import shutil
@@ -63,6 +64,21 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+try:  # looked up once, here: the child of a fork may not load libraries safely
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
+
+
+def die_with_parent() -> None:
+    """In the child before exec: be SIGKILLed when the thread that started it dies, e.g. the
+    test process killed without its teardown, so no server outlives the run (Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing). Servers are therefore started from the test's main
+    thread."""
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class _ProcessGroup:
@@ -198,6 +214,7 @@ class PostgresServer(_ProcessGroup):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
                 cwd=self.root,
             )
         deadline = time.monotonic() + timeout
@@ -304,6 +321,7 @@ class RedisServer(_ProcessGroup):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
 
         def answers() -> bool:
@@ -396,6 +414,7 @@ class LiveLia(_ProcessGroup):
                     stderr=subprocess.STDOUT,
                     pass_fds=(listener.fileno(),),
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
         finally:
             listener.close()
