@@ -118,6 +118,11 @@ def parse(argv: list[str] | None = None) -> Config:
         "--reuse-server", action="store_true", help="one server for all levels (default: fresh per level)"
     )
     parser.add_argument("--profile", choices=["py-spy"], default=None, help="record the server with py-spy per level")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="daphne under tracemalloc: allocation sites per open stream (slow: use e.g. --levels 50 --delay-ms 2000)",
+    )
     parser.add_argument("--results-dir", type=Path, default=defaults.results_dir)
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: <results-dir>/<timestamp>.json)")
     parser.add_argument("--quiet", action="store_true")
@@ -147,6 +152,7 @@ def parse(argv: list[str] | None = None) -> Config:
         daphne_verbosity=args.daphne_verbosity,
         fresh_server=not args.reuse_server,
         profile=args.profile,
+        tracemalloc=args.tracemalloc,
         results_dir=args.results_dir,
         quiet=args.quiet,
     )

@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,7 @@ class Config:
     loop: str = "auto"
     fresh_server: bool = True
     profile: str | None = None  # "py-spy": record the server during each level
+    tracemalloc: bool = False  # daphne under tracemalloc: allocation sites per open stream
     results_dir: Path = ROOT / "bench" / "results"
     quiet: bool = False
 
@@ -357,6 +359,7 @@ class Bench:
             backlog=config.backlog,
             daphne_verbosity=config.daphne_verbosity,
             uvicorn_loop=config.loop,
+            tracemalloc_dir=self.logs / "tracemalloc" if config.tracemalloc and kind == "daphne" else None,
         ).start()
 
     def stream_job(self, url: str, target: str, n: int, rounds: int) -> dict[str, Any]:
@@ -456,10 +459,14 @@ class Bench:
         idle = server.rss()
         rounds = self.rounds_for(n)
         cpu_before = server.cpu()
+        memory = None
         with RSSSampler(server) as rss, self.pg_sampler() as pg:
             profile_path = self.logs / f"profile-{server.kind}-w{server.workers}-n{n}"
             with profiler(config, server, profile_path):
-                result = self.streams(server.url, "lia", n, rounds)
+                if server.tracemalloc_dir is not None:
+                    result, memory = self.traced_streams(server, n, rounds)
+                else:
+                    result = self.streams(server.url, "lia", n, rounds)
         cpu = server.cpu() - cpu_before
         peak = max(rss.peak, idle)
         summary = summarize_streams(result)
@@ -478,7 +485,50 @@ class Bench:
                 "peak_threads": rss.peak_threads,
             },
             "pg": pg.summary() if pg is not None else None,
+            "tracemalloc": memory,
         }
+
+    def snapshot(self, server: LiaServer, timeout: float = 120.0) -> Path:
+        """Ask the traced daphne for a tracemalloc snapshot and wait for the file."""
+        directory = server.tracemalloc_dir
+        assert directory is not None  # noqa: S101 (only called for traced servers)
+        before = set(directory.glob("*.snap"))
+        server.processes[0].send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = set(directory.glob("*.snap")) - before
+            if new:
+                path = new.pop()
+                size = -1
+                while size != path.stat().st_size:  # written completely
+                    size = path.stat().st_size
+                    time.sleep(0.5)
+                return path
+            time.sleep(0.2)
+        raise RuntimeError("the traced server wrote no snapshot")
+
+    def traced_streams(self, server: LiaServer, n: int, rounds: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One level with a snapshot when idle and one when (nearly) all N streams are open."""
+        from bench.traced import compare
+
+        idle = self.snapshot(server)
+        idle_threads = sum(proc_status(pid)[1] for pid in server.pids())
+        holder: dict[str, Any] = {}
+        client = threading.Thread(target=lambda: holder.update(result=self.streams(server.url, "lia", n, 1)))
+        client.start()
+        deadline = time.monotonic() + self.config.level_deadline
+        while client.is_alive() and time.monotonic() < deadline:
+            if sum(proc_status(pid)[1] for pid in server.pids()) >= idle_threads + 0.9 * n:
+                break
+            time.sleep(0.05)
+        # Every request has its thread; give them half a reply to get into the streaming phase.
+        time.sleep(self.config.delay * self.config.chunks / 2)
+        open_threads = sum(proc_status(pid)[1] for pid in server.pids()) - idle_threads
+        busy = self.snapshot(server)
+        client.join()
+        report = compare(idle, busy, max(open_threads, 1))
+        (self.logs / f"tracemalloc-{server.kind}-n{n}.txt").write_text(report)
+        return holder["result"], {"open_requests": open_threads, "report": report.splitlines()[:16]}
 
     def history(self, server: LiaServer) -> dict[str, Any]:
         config = self.config

@@ -102,6 +102,7 @@ class LiaServer:
     backlog: int = 2048
     daphne_verbosity: int = 1
     uvicorn_loop: str = "auto"
+    tracemalloc_dir: Path | None = None  # daphne only: run it under bench.traced
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     url: str = ""
     _socket: socket.socket | None = None
@@ -144,13 +145,17 @@ class LiaServer:
         fd = str(sock.fileno())
         if self.kind == "daphne":
             # As the Dockerfile runs it (access log on stdout at the default verbosity 1).
-            command = [python, "-m", "daphne", "--fd", fd, "-v", str(self.daphne_verbosity), APP]
+            module = "bench.traced" if self.tracemalloc_dir else "daphne"
+            command = [python, "-m", module, "--fd", fd, "-v", str(self.daphne_verbosity), APP]
         else:
             command = [python, "-m", "bench.serve_uvicorn", "--fd", fd, "--loop", self.uvicorn_loop]
         return [command] * self.workers, (sock.fileno(),)
 
     def start(self, timeout: float = 60.0) -> LiaServer:
         commands, fds = self.commands()
+        if self.tracemalloc_dir is not None:
+            self.tracemalloc_dir.mkdir(parents=True, exist_ok=True)
+            self.env = {**self.env, "BENCH_TRACEMALLOC_DIR": str(self.tracemalloc_dir)}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         for command in commands:
             self.processes.append(
