@@ -55,7 +55,7 @@ class TurnStart:
 
 def heartbeat_cutoff(now: datetime | None = None) -> datetime:
     """Replies whose last checkpoint is older than this are no longer streaming anywhere."""
-    return (now or timezone.now()) - timedelta(seconds=3 * settings.CHAT_CHECKPOINT_SECONDS + 10)
+    return (now or timezone.now()) - timedelta(seconds=2 * sweep_interval())
 
 
 def turn_start(*, user: User, conversation_id: str | None, text: str, provider: str, model: str) -> TurnStart:
@@ -65,7 +65,6 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
     other conversations (a new turn in a conversation with one in flight is never refused: the
     web client aborts and resends at once, and turns of one conversation are serialised)."""
     now = timezone.now()
-    streaming_messages_sweep_now_and_then()
     with transaction.atomic():
         conversation = None
         if conversation_id:
@@ -206,16 +205,9 @@ def turn_checkpoint(*, turn: TurnStart, content: str) -> None:
     )
 
 
-_last_sweep = 0.0
-
-
-def streaming_messages_sweep_now_and_then(*, every: float = 60.0) -> None:
-    """Sweep at most once a minute per process, from the chat path: orphans of a worker that
-    died get marked even when no process restarts."""
-    global _last_sweep
-    if time.monotonic() - _last_sweep >= every:
-        _last_sweep = time.monotonic()
-        streaming_messages_sweep()
+def sweep_interval() -> float:
+    """How often a server process sweeps: half the time a heartbeat may be missing."""
+    return (3 * settings.CHAT_CHECKPOINT_SECONDS + 10) / 2
 
 
 def streaming_messages_sweep() -> int:

@@ -12,6 +12,8 @@ before Django reads it.
 import json
 import os
 import re
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -121,3 +123,24 @@ application: Any = GracefulShutdown(django_application, grace=SHUTDOWN_GRACE_SEC
 if Path(settings.STATIC_ROOT).is_dir():
     application = ServeStaticASGI(application, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
 application = RequestBodyLimit(application)
+
+
+def _sweep_orphaned_replies() -> None:
+    """At start-up, then every little while: replies a dead process left `streaming` (no
+    `finally` runs under kill -9) are marked interrupted once their heartbeat is stale."""
+    from django.db import connection
+
+    from conversations.services import streaming_messages_sweep, sweep_interval
+
+    while True:
+        try:
+            streaming_messages_sweep()
+        except Exception as exc:  # the database may be down: try again next time
+            logger.warning("chat.sweep.failed", error=type(exc).__name__)
+        finally:
+            connection.close()
+        time.sleep(sweep_interval())
+
+
+if settings.CHAT_SWEEP_IN_SERVER:
+    threading.Thread(target=_sweep_orphaned_replies, name="lia-sweep", daemon=True).start()

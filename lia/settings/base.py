@@ -399,6 +399,9 @@ CHAT_TURN_WAIT_SECONDS = env.float("CHAT_TURN_WAIT_SECONDS", default=10.0)
 CHAT_MAX_CONCURRENT_STREAMS = env.int("CHAT_MAX_CONCURRENT_STREAMS", default=4)
 # While a reply streams, its text so far is stored every this many seconds (also its heartbeat).
 CHAT_CHECKPOINT_SECONDS = env.float("CHAT_CHECKPOINT_SECONDS", default=5.0)
+# The server process sweeps orphaned `streaming` replies (a dead process's) at start and then
+# every (3 x CHAT_CHECKPOINT_SECONDS + 10) / 2 seconds.
+CHAT_SWEEP_IN_SERVER = env.bool("CHAT_SWEEP_IN_SERVER", default=True)
 # How long storing a finished reply is retried while the database is unreachable.
 CHAT_SAVE_RETRY_SECONDS = env.float("CHAT_SAVE_RETRY_SECONDS", default=30.0)
 # The assistant's persona (CONTRACT §9.9).

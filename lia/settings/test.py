@@ -73,3 +73,6 @@ GOOGLE_APPLICATION_CREDENTIALS = ""
 GOOGLE_NL_API_VERSION = "v2"
 GOOGLE_NL_API_TIMEOUT = 5.0
 GOOGLE_NL_API_RETRY_TIMEOUT = 8.0
+
+# Tests sweep when they mean to (the live-server tests run the ASGI entry point with it on).
+CHAT_SWEEP_IN_SERVER = False
