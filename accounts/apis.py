@@ -84,6 +84,8 @@ def token_response(*, user: User, token: IssuedToken, status: int = 200) -> Resp
             "user": UserOutputSerializer(user).data,
         },
         status=status,
+        # The body carries the token: no browser or proxy cache may keep it.
+        headers={"Cache-Control": "no-store"},
     )
     response.set_cookie(
         settings.COOKIE_NAME,
@@ -186,7 +188,7 @@ class LogoutApi(APIView):
             except TokenRejected:
                 pass  # already unusable: nothing to revoke
         logger.info("auth.logout", user_id=user_id, revoked=user_id is not None)
-        response = Response({"message": "Logged out"})
+        response = Response({"message": "Logged out"}, headers={"Cache-Control": "no-store"})
         response.delete_cookie(
             settings.COOKIE_NAME,
             path="/",

@@ -76,3 +76,14 @@ GOOGLE_NL_API_RETRY_TIMEOUT = 8.0
 
 # Tests sweep when they mean to (the live-server tests run the ASGI entry point with it on).
 CHAT_SWEEP_IN_SERVER = False
+# SQLite: a file test database, not Django's default in-memory one. The in-memory database is one
+# shared cache, whose table locks fail a writer at once ("database table is locked") instead of
+# waiting like a file database's busy timeout: a turn starting while an aborted one is still
+# being saved got a 503 there, never on a real database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import os
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"lia-test-{os.getpid()}.sqlite3")
+    }

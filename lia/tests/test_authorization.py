@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.db.models import F
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.views import APIView
@@ -246,3 +247,31 @@ def test_staff_without_permissions_see_no_model_pages(client, alice):
 
     assert client.get("/admin/accounts/user/").status_code == 403
     assert client.get("/admin/conversations/conversation/").status_code == 403
+
+
+# --- GET changes nothing (SameSite=Lax still sends the cookie on top-level navigations) ---------------
+
+
+def row_counts() -> dict[str, int]:
+    from accounts.models import RevokedToken, User
+
+    return {
+        "users": User.objects.count(),
+        "revoked": RevokedToken.objects.count(),
+        "conversations": Conversation.objects.count(),
+        "messages": Message.objects.count(),
+        "conversation_updates": Conversation.objects.filter(updated_at__gt=F("created_at")).count(),
+    }
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.method == "GET"], ids=lambda r: r.id)
+def test_get_routes_change_nothing_and_spend_nothing(client, alice, alices_conversation, fake_llm_providers, route):
+    client.cookies["access_token"] = alice.token
+    before = row_counts()
+
+    for _ in range(2):
+        response = request(client, route, conversation_id=str(alices_conversation.pk))
+        assert response.status_code < 500
+
+    assert row_counts() == before
+    assert fake_llm_providers.requests == []
