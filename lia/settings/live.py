@@ -19,6 +19,12 @@ LLM_PROVIDERS = {
     "offline": {"BACKEND": "llm.providers.offline.OfflineProvider", "OPTIONS": {"DELAY_MS": 1, "THOUGHTS": False}},
 }
 
+# Generous provider timeouts: these servers start cold on a busy CI machine, and their tests
+# are about Lia's dependencies, not about slow providers (llm's own tests cover those).
+LLM_FIRST_TOKEN_TIMEOUT = 30.0
+LLM_IDLE_TIMEOUT = 30.0
+LLM_TOTAL_TIMEOUT = 120.0
+
 RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE", default=10)
 RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = env.int("RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE", default=20)
 RATE_LIMIT_REDIS_RETRY_SECONDS = env.float("RATE_LIMIT_REDIS_RETRY_SECONDS", default=30.0)

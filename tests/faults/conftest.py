@@ -20,6 +20,7 @@ PASSWORD = "Sup3rSecret"
 HERE = Path(__file__).parent
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test here starts its own servers: mark it `faults` (CI runs those once)."""
     for item in items:
