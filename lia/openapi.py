@@ -11,6 +11,7 @@ stream is described by a JSON Schema whose `data` is a JSON document (`contentSc
 `lia/tests/test_openapi.py` runs schemathesis against this description and the running app.
 """
 
+import copy
 from typing import Any
 
 from django.conf import settings
@@ -691,7 +692,7 @@ def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> S
 
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(COMPONENTS)
-    chat = schemas["ChatStreamRequest"] = _deep_copy(COMPONENTS["ChatStreamRequest"])
+    chat = schemas["ChatStreamRequest"] = copy.deepcopy(COMPONENTS["ChatStreamRequest"])
     chat["properties"]["provider"]["enum"] = provider_names()
     chat["properties"]["sentiment_method"]["enum"] = list(METHODS)
     result["paths"].update(HEALTH_PATHS)
@@ -728,12 +729,6 @@ def _add_links(result: Schema) -> None:
             ("DeleteConversation", "chat_conversation_delete"),
         )
     }
-
-
-def _deep_copy(value: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(value)
 
 
 # --- Views ---------------------------------------------------------------------------------------

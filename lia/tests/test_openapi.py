@@ -30,6 +30,8 @@ SEED = 20251203
 CONFIG = schemathesis.Config.from_dict(
     {
         "seed": SEED,
+        # Every built-in check, stated rather than left to schemathesis' defaults.
+        "checks": {"enabled": True},
         # Read every stream to its end, so each event is checked (the default stops at 20).
         "max-stream-events": 10_000,
         # Both schema-valid and schema-invalid data; NUL characters included. The credentials are
