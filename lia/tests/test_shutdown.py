@@ -14,31 +14,8 @@ from django.core.asgi import get_asgi_application
 from django.db import connections
 
 from conversations.models import Message
+from conversations.tests.test_disconnect import http_scope as stream_scope
 from lia.shutdown import GracefulShutdown
-
-STREAM = "/api/v1/chat/stream"
-
-
-def stream_scope(token: str, payload: bytes) -> dict:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": STREAM,
-        "raw_path": STREAM.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {token}".encode()),
-            (b"content-length", str(len(payload)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
 
 
 @pytest.fixture
