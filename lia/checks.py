@@ -5,6 +5,43 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
+from django.core.checks.security import base as django_security
+from django.core.checks.security import csrf as django_csrf
+
+# What lia.middleware's subclasses stand for, to Django's own checks.
+DJANGO_MIDDLEWARE = {
+    "lia.middleware.SecurityMiddleware": "django.middleware.security.SecurityMiddleware",
+    "lia.middleware.XFrameOptionsMiddleware": "django.middleware.clickjacking.XFrameOptionsMiddleware",
+}
+DJANGO_MIDDLEWARE_CHECKS = (
+    django_security.check_sts,
+    django_security.check_sts_include_subdomains,
+    django_security.check_sts_preload,
+    django_security.check_content_type_nosniff,
+    django_security.check_ssl_redirect,
+    django_security.check_xframe_deny,
+    django_security.check_referrer_policy,
+    django_security.check_cross_origin_opener_policy,
+    django_csrf.check_csrf_cookie_secure,
+)
+
+
+@register(Tags.security, deploy=True)
+def check_django_middleware_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Django's deploy checks of HSTS, the SSL redirect, X_FRAME_OPTIONS, CSRF_COOKIE_SECURE and
+    the like only run when the dotted paths of its Security, X-Frame-Options and CSRF middleware
+    are in MIDDLEWARE. Lia installs the first two as subclasses (lia.middleware) and has the
+    admin's csrf_protect for the third, so run those checks as if the originals were installed
+    (their "not installed" warnings, W001-W003, are silenced in settings)."""
+    installed = settings.MIDDLEWARE
+    settings.MIDDLEWARE = [
+        *(DJANGO_MIDDLEWARE.get(name, name) for name in installed),
+        "django.middleware.csrf.CsrfViewMiddleware",
+    ]
+    try:
+        return [message for check in DJANGO_MIDDLEWARE_CHECKS for message in check(app_configs)]
+    finally:
+        settings.MIDDLEWARE = installed
 
 
 @register(Tags.security, deploy=True)

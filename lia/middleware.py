@@ -1,5 +1,13 @@
 """Project middleware. Each one is async-native (and sync-capable), so the ASGI stack runs
-without a thread hop per request: the chat stream's latency depends on it."""
+without a thread hop per request: the chat stream's latency depends on it.
+
+Django's own middleware (MiddlewareMixin) sends each hook to a thread and back under ASGI, two
+hops per middleware per request. So the ones whose hooks only read the request and set headers
+run inline here (`Inline`), and the ones only the admin needs (sessions, the admin's user,
+messages) run on the admin's paths only (`AdminOnly`). CsrfViewMiddleware is not installed: the
+API uses the Origin check below (CONTRACT §3.6), and every admin view carries Django's
+`csrf_protect` itself.
+"""
 
 import ipaddress
 import re
@@ -12,8 +20,12 @@ from urllib.parse import urlsplit
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
+from django.middleware import clickjacking, common, security
 
 from lia.errors import json_error
 
@@ -22,6 +34,7 @@ logger = structlog.get_logger("lia.access")
 Handler = Callable[[HttpRequest], Any]
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ADMIN_PATH_PREFIX = "/admin/"
 
 
 class Middleware:
@@ -156,3 +169,46 @@ class BodySizeMiddleware(Middleware):
         if limit is not None and declared > limit:
             return json_error(413, f"Request body too large (limit {limit} bytes)")
         return None
+
+
+class Inline:
+    """For a Django middleware whose hooks do no I/O: on the async path they run on the event
+    loop, not in a thread (MiddlewareMixin's __acall__ hops to one for each hook)."""
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.process_request(request) if hasattr(self, "process_request") else None
+        response = response or await self.get_response(request)
+        return self.process_response(request, response) if hasattr(self, "process_response") else response
+
+
+class SecurityMiddleware(Inline, security.SecurityMiddleware):
+    pass
+
+
+class CommonMiddleware(Inline, common.CommonMiddleware):
+    pass
+
+
+class XFrameOptionsMiddleware(Inline, clickjacking.XFrameOptionsMiddleware):
+    pass
+
+
+class AdminOnly:
+    """For a Django middleware only the admin needs: every other path skips it."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if not request.path_info.startswith(ADMIN_PATH_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class SessionMiddleware(AdminOnly, sessions.SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(AdminOnly, auth.AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(AdminOnly, messages.MessageMiddleware):
+    pass

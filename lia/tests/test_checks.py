@@ -45,7 +45,7 @@ def test_secure_settings_raise_nothing(settings):
         ({"CORS_ORIGINS": ["http://localhost:5173"]}, "lia.W004"),
         ({"SECURE_HSTS_SECONDS": 0}, "security.W004"),
         ({"SECURE_SSL_REDIRECT": False}, "security.W008"),
-        ({"SESSION_COOKIE_SECURE": False}, "security.W012"),
+        ({"SESSION_COOKIE_SECURE": False}, "security.W010"),  # sessions app (admin-only middleware)
         ({"CSRF_COOKIE_SECURE": False}, "security.W016"),
         ({"DEBUG": True}, "security.W018"),
     ],
