@@ -271,21 +271,29 @@ def llm_json_call(provider: Provider, model: str) -> LLMJsonCall:
 
 class TurnSentiment:
     """The user message's sentiment for one turn, by the requested method: from the reply's own
-    JSON document (`structured`), or computed alongside the reply so it adds no latency to the
-    first token. LLM methods fall back to the local analyzer when the offline provider answers."""
+    JSON document (`structured`), or computed alongside the reply, started once its first chunk
+    is out (`start`), so it adds nothing to the time to first token, not even its CPU. LLM
+    methods fall back to the local analyzer when the offline provider answers."""
 
     def __init__(self, plan: TurnPlan, resolved: ResolvedProvider) -> None:
         self.method = plan.sentiment_method
+        self.text = plan.text
         self.details = None if resolved.offline else {"provider": resolved.served_by, "model": plan.model}
         self.decoder: StructuredReplyDecoder | None = None
         self.task: asyncio.Task[Sentiment] | None = None
+        self.llm_json: LLMJsonCall | None = None
         if self.method == STRUCTURED_METHOD and not resolved.offline:
             self.decoder = StructuredReplyDecoder()
-            return
-        llm_json = None if resolved.offline else llm_json_call(resolved.provider, plan.model)
-        self.task = asyncio.create_task(
-            analyze_message(method=self.method, text=plan.text, llm_json=llm_json, timeout=settings.SENTIMENT_TIMEOUT)
-        )
+        elif not resolved.offline:
+            self.llm_json = llm_json_call(resolved.provider, plan.model)
+
+    def start(self) -> None:
+        if self.decoder is None and self.task is None:
+            self.task = asyncio.create_task(
+                analyze_message(
+                    method=self.method, text=self.text, llm_json=self.llm_json, timeout=settings.SENTIMENT_TIMEOUT
+                )
+            )
 
     def chat_options(self, options: ChatOptions) -> ChatOptions:
         if self.decoder is None:
@@ -302,6 +310,7 @@ class TurnSentiment:
         return self.decoder.feed(text) if self.decoder else text
 
     async def result(self) -> Sentiment:
+        self.start()  # a reply without text
         sentiment = self.decoder.finish() if self.decoder is not None else await self.task  # type: ignore[misc]
         if self.details and sentiment.source in (LLM_SEPARATE_METHOD, STRUCTURED_METHOD):
             sentiment = replace(sentiment, details={**(sentiment.details or {}), **self.details})
@@ -363,6 +372,7 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                             progress.first_token_ms = round((time.monotonic() - progress.started) * 1000, 1)
                         progress.reply.append(text)
                         yield frame("chunk", {"content": text})
+                        sentiment.start()
                 elif isinstance(item, ThoughtDelta):
                     if item.text:
                         progress.thoughts.append(item.text)

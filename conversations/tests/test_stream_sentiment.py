@@ -149,6 +149,23 @@ async def test_llm_separate_does_not_delay_the_first_chunk(alice, fake_llm_provi
     assert b'"label":"Positive"' in received
 
 
+async def test_the_sentiment_call_starts_after_the_first_chunk(alice, fake_llm_providers):
+    """Not even its request's CPU competes with the reply's first token."""
+    fake_llm_providers.script(chunks=["One ", "two."], first_delay=0.3, json={"score": 0.5, "label": "Positive"})
+    communicator = await open_stream(alice.token, chat("hello", "llm_separate"))
+
+    await read_until(communicator, 0)  # start
+    await asyncio.sleep(0.2)
+    assert [bool(r.body.get("stream")) for r in fake_llm_providers.requests] == [True]
+
+    received = b""
+    while b"event: done" not in received:
+        received += (await communicator.receive_output(timeout=5)).get("body", b"")
+    await communicator.wait(timeout=5)
+    assert [bool(r.body.get("stream")) for r in fake_llm_providers.requests] == [True, False]
+    assert b'"label":"Positive"' in received
+
+
 # --- structured -----------------------------------------------------------------------------------
 
 REPLY = 'He said "hi"\nthen left {quietly} 😀 — ünïcödé \\ done.'
