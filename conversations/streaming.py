@@ -408,7 +408,8 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                 await _save(plan, progress.result(plan, TurnStatus.FAILED))
             except Exception:
                 logger.exception("chat.turn.save_failed", message_id=plan.turn.assistant_message_id)
-        yield frame("error", {"message": GENERIC_ERROR})
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        yield frame("error", {"message": GENERIC_ERROR, **({"request_id": request_id} if request_id else {})})
     finally:
         if heartbeat is not None:
             heartbeat.cancel()

@@ -399,7 +399,12 @@ SSE_EVENT: Schema = {
         ),
         _sse_event("done", obj({"finish_reason": {"type": "string", "const": "stop"}}), "Last event of a success."),
         _sse_event(
-            "error", obj({"message": {"type": "string", "minLength": 1}}), "A failure after the 200: always last."
+            "error",
+            obj(
+                {"message": {"type": "string", "minLength": 1}, "request_id": {"type": "string"}},
+                required=["message"],
+            ),
+            "A failure after the 200: always last. An unexpected one carries the request id its log lines carry.",
         ),
     ],
 }

@@ -165,7 +165,10 @@ async def test_an_exception_inside_the_stream_is_an_error_event_whose_id_is_in_t
     assert response.status_code == 200
     last = raw.strip().split("\n\n")[-1]
     assert "event: error" in last
-    assert json.loads(last.split("data: ", 1)[1]) == {"message": "An error occurred processing your request."}
+    assert json.loads(last.split("data: ", 1)[1]) == {
+        "message": "An error occurred processing your request.",
+        "request_id": response["X-Request-ID"],
+    }
     assert_no_internals(raw)
     failed = records(caplog, "chat.turn.failed")
     assert len(failed) == 1
