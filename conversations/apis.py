@@ -118,6 +118,9 @@ class ChatStreamApi(APIView):
         model = StrictCharField(required=False, max_length=200)
         sentiment_method = StrictCharField(required=False)
         model_settings = ModelSettingsSerializer(required=False, allow_null=True)
+        # The AI SDK's chat id and trigger (CONTRACT §7.2): strings, accepted and ignored.
+        id = StrictCharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
+        trigger = StrictCharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
 
         def validate_provider(self, value: str) -> str:
             return _one_of(value, provider_names())

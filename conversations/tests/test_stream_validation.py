@@ -38,6 +38,8 @@ def post(client, persona, payload, **headers):
         ({"messages": [{"role": "user", "parts": []}]}, "messages.0.id"),
         ({"messages": [{"id": "1", "role": "user", "parts": [{"type": "text", "text": "x" * 10_001}]}]}, None),
         ({"messages": [{"id": str(i), "role": "user", "parts": []} for i in range(51)]}, "messages"),
+        ({"message": "hi", "id": 7}, "id"),  # the AI SDK's fields are strings (CONTRACT §7.2)
+        ({"message": "hi", "trigger": {"kind": "submit"}}, "trigger"),
     ],
 )
 def test_bad_bodies_are_422_and_store_nothing(web, alice, payload, field):
@@ -104,6 +106,7 @@ def test_unknown_fields_and_sdk_fields_are_ignored(web, alice):
     response = post(web, alice, {"conversation_id": "", "id": "x", "trigger": "t", "role": "system", "user_id": 9})
 
     assert response.status_code == 400  # got as far as "no text": nothing above was refused
+    assert post(web, alice, {"id": None, "trigger": None}).status_code == 400
 
 
 def test_event_stream_accept_header_is_not_refused(web, alice):
