@@ -24,6 +24,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=4)"
 ENTRYPOINT ["bin/docker-entrypoint"]
-# A listen backlog of 1024 instead of Twisted's 50: a burst of new connections otherwise waits out
-# SYN retransmits (1 s, 3 s) before daphne sees it (README "Performance").
-CMD ["daphne", "--endpoint", "tcp:port=8000:interface=0.0.0.0:backlog=1024", "lia.asgi:application"]
+# One daphne worker per CPU core (WEB_WORKERS) on one socket with a listen backlog of 1024 instead
+# of Twisted's 50 (README "Performance"). SIGTERM stops them all, storing open streams' replies.
+CMD ["python", "manage.py", "serve"]

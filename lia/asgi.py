@@ -27,7 +27,7 @@ django_application = get_asgi_application()
 from django.conf import settings  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
-from lia.shutdown import GracefulShutdown  # noqa: E402
+from lia.shutdown import SHUTDOWN_GRACE_SECONDS, GracefulShutdown  # noqa: E402
 
 Scope = dict[str, Any]
 REQUEST_ID_PATTERN = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")  # as lia.middleware accepts
@@ -115,9 +115,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
             return value.strip()
     return None
 
-
-# Within daphne's 10 s application_close_timeout; a stream's own final save gives up at 8 s.
-SHUTDOWN_GRACE_SECONDS = 9.0
 
 application: Any = GracefulShutdown(django_application, grace=SHUTDOWN_GRACE_SECONDS)
 if Path(settings.STATIC_ROOT).is_dir():

@@ -23,6 +23,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DISCONNECT: Message = {"type": "http.disconnect"}
+# Within daphne's 10 s application_close_timeout; a stream's own final save gives up at 8 s.
+SHUTDOWN_GRACE_SECONDS = 9.0
 
 
 class GracefulShutdown:

@@ -30,6 +30,9 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if DEBUG and not SECRET_KEY:
     SECRET_KEY = "django-insecure-lia-development-only-never-use-in-production"
 
+# `manage.py serve` (the Docker image's command): daphne processes on one socket; 0 is one per core.
+WEB_WORKERS = env.int("WEB_WORKERS", default=0)
+
 # Loopback names are always allowed: container health checks and operators on the host use them.
 ALLOWED_HOSTS = [*env.list("DJANGO_ALLOWED_HOSTS", default=[]), "localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -1,0 +1,75 @@
+"""`manage.py serve`, the Docker image's command: several daphne workers on one socket, stopped
+together by SIGTERM (their open streams stored as interrupted), and a dead worker takes the
+others down so the platform restarts the container."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from lia.testing.servers import BASE_DIR, child_pids, live_environment, wait_until
+from tests.faults.conftest import chat, chat_body, open_stream, register
+
+
+@contextmanager
+def serving(live, workers: int = 2) -> Iterator[tuple[subprocess.Popen, str]]:
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)],
+        cwd=BASE_DIR,
+        env=live_environment(live.environment()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        first_line = process.stdout.readline()
+        assert first_line.startswith("Lia serving on http://"), first_line
+        url = first_line.split()[3]
+        wait_until(lambda: httpx.get(f"{url}/health/live", timeout=2).status_code == 200, timeout=60, what="serve")
+        yield process, url
+    finally:
+        for pid in child_pids(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.kill()
+        process.wait()
+
+
+def test_workers_share_the_socket_and_stop_together_on_sigterm(live):
+    live.fake.script(chunks=[f"w{i} " for i in range(40)], delay=0.1)
+    with serving(live, workers=2) as (process, url):
+        workers = child_pids(process.pid)
+        assert len(workers) == 2
+        with httpx.Client(base_url=url, timeout=30) as client:
+            token = register(client)
+            assert chat(client, token, chat_body("Hi"))[1][-1][0] == "done"
+            with open_stream(client, token, chat_body("A long one")) as stream:
+                stream.read_until(chunks=2)
+                process.send_signal(signal.SIGTERM)  # the workers end it as a disconnect
+                assert process.wait(timeout=20) == 0
+
+    assert not any(_alive(pid) for pid in workers)
+    statuses = [status for role, status, _ in live.messages() if role == "assistant"]
+    assert statuses == ["complete", "interrupted"]
+
+
+def test_a_dead_worker_stops_the_others_and_the_command_fails(live):
+    with serving(live, workers=2) as (process, _):
+        first, second = child_pids(process.pid)
+        os.kill(first, signal.SIGKILL)
+
+        assert process.wait(timeout=20) != 0
+        wait_until(lambda: not _alive(second), timeout=5, what="the other worker to stop")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
