@@ -38,6 +38,7 @@ def test_two_streams_embedded(tmp_path):
     assert level["lia"]["n"] == 2
     assert level["lia"]["errors"] == {}
     assert level["lia"]["ok"] == 2
+    assert 1 <= level["lia"]["open_max"] <= 2
     assert level["lia"]["chunks_per_stream"] == 20
     assert level["lia"]["ttft_ms"]["p50"] is not None
     assert level["added_ttft_ms"]["p50"] is not None
@@ -46,6 +47,7 @@ def test_two_streams_embedded(tmp_path):
     assert run["history"]["requests"] > 0
     assert run["history"]["errors"] == {}
     assert "daphne" in table(report)
+    assert "open max" in table(report)
     json.dumps(report)  # the JSON file's content
 
 
