@@ -91,10 +91,18 @@ def parse(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument("--history-concurrency", type=int, default=defaults.history_concurrency)
     parser.add_argument(
+        "--ramp-seconds",
+        type=float,
+        default=defaults.ramp_seconds,
+        help="spread each level's arrivals evenly over this many seconds instead of starting all N at once "
+        "(default 0); with replies longer than the ramp, all N streams are held open together",
+    )
+    parser.add_argument(
         "--level-deadline",
         type=float,
         default=defaults.level_deadline,
-        help="hard limit in seconds for one round of a level",
+        help="hard limit in seconds for one round of a level, from its start gate (default: the ramp, "
+        "plus the stream timeout of 120 s beyond the provider's pace (first delay + chunks x delay), plus 60 s)",
     )
     parser.add_argument(
         "--backlog",
@@ -127,6 +135,10 @@ def parse(argv: list[str] | None = None) -> Config:
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: <results-dir>/<timestamp>.json)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.ramp_seconds < 0:
+        parser.error("--ramp-seconds must be 0 or more")
+    if args.level_deadline is not None and args.level_deadline <= args.ramp_seconds:
+        parser.error("--level-deadline counts from the start gate: it must exceed --ramp-seconds")
     config = Config(
         levels=args.levels,
         servers=args.servers,
@@ -146,6 +158,7 @@ def parse(argv: list[str] | None = None) -> Config:
         min_samples=args.min_samples,
         history_seconds=args.history_seconds,
         history_concurrency=args.history_concurrency,
+        ramp_seconds=args.ramp_seconds,
         level_deadline=args.level_deadline,
         backlog=args.backlog,
         loop=args.loop,

@@ -4,7 +4,10 @@ It reads one job (JSON) on stdin and writes one result (JSON) on stdout:
 
 * ``streams``: N concurrent SSE streams against Lia's chat stream (``target: lia``) or straight
   against the provider fake (``target: fake``). Every stream waits behind a start gate, so all N
-  connect together; each records time to headers, to the first text chunk (TTFT) and to the end.
+  connect together; with ``ramp_s`` they arrive evenly spread over that many seconds after it
+  instead. Each records time to headers, to the first text chunk (TTFT) and to the end, and when
+  it started, got its first chunk and ended, counted from the gate. ``deadline`` bounds a round
+  from its gate, ramp included.
 * ``history``: ``concurrency`` keep-alive connections calling GET /api/v1/chat/history for
   ``duration`` seconds.
 * ``register``: registers ``count`` users through the API and returns their tokens.
@@ -174,9 +177,17 @@ class StreamRecord:
     headers_s: float | None = None  # request sent → response headers
     ttft_s: float | None = None  # request sent → first text chunk
     total_s: float | None = None  # request sent → end of the stream
+    start_at: float | None = None  # seconds after the gate opened
+    first_chunk_at: float | None = None  # seconds after the gate opened
     end_at: float | None = None  # seconds after the gate opened
+    round: int = 0
     chunks: int = 0
     bytes: int = 0
+
+
+def start_delay(index: int, n: int, ramp_s: float) -> float:
+    """Seconds after the gate at which stream `index` of `n` starts: evenly spread over the ramp."""
+    return index * ramp_s / n if ramp_s > 0 else 0.0
 
 
 def _is_lia_chunk(block: bytes) -> str | None:
@@ -198,8 +209,10 @@ def _fake_has_content(block: bytes) -> bool:
     return any((choice.get("delta") or {}).get("content") for choice in choices)
 
 
-async def one_stream(job: dict[str, Any], index: int, gate: asyncio.Event, gate_at: list[float]) -> StreamRecord:
-    record = StreamRecord()
+async def one_stream(
+    job: dict[str, Any], index: int, gate: asyncio.Event, gate_at: list[float], round_: int = 0
+) -> StreamRecord:
+    record = StreamRecord(round=round_)
     host, port = loopback_address(job["url"])
     target = job["target"]
     if target == "lia":
@@ -215,7 +228,15 @@ async def one_stream(job: dict[str, Any], index: int, gate: asyncio.Event, gate_
         headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
     body = json.dumps(job["body"]).encode()
     await gate.wait()
+    delay = start_delay(index, job["n"], job.get("ramp_s", 0.0))
+    if delay:
+        try:
+            await asyncio.sleep(gate_at[0] + delay - now())  # from the gate: no drift from late wake-ups
+        except asyncio.CancelledError:
+            record.error = "deadline"  # the round's deadline came before this stream's turn
+            return record
     started = now()
+    record.start_at = started - gate_at[0]
     response = None
     try:
         async with asyncio.timeout(job["stream_timeout"]):
@@ -249,7 +270,9 @@ async def one_stream(job: dict[str, Any], index: int, gate: asyncio.Event, gate_
                         if name == "chunk":
                             record.chunks += 1
                             if record.ttft_s is None:
-                                record.ttft_s = now() - started
+                                arrived = now()
+                                record.ttft_s = arrived - started
+                                record.first_chunk_at = arrived - gate_at[0]
                         elif name == "done":
                             finished = True
                         elif name == "error":
@@ -259,7 +282,9 @@ async def one_stream(job: dict[str, Any], index: int, gate: asyncio.Event, gate_
                     elif _fake_has_content(block):
                         record.chunks += 1
                         if record.ttft_s is None:
-                            record.ttft_s = now() - started
+                            arrived = now()
+                            record.ttft_s = arrived - started
+                            record.first_chunk_at = arrived - gate_at[0]
             if not finished:
                 raise Incomplete()
             record.ok = True
@@ -280,14 +305,15 @@ async def one_stream(job: dict[str, Any], index: int, gate: asyncio.Event, gate_
 
 
 async def run_streams(job: dict[str, Any]) -> dict[str, Any]:
-    """`rounds` times: N streams behind one start gate; the next round starts when all ended."""
+    """`rounds` times: N streams behind one start gate (spread over `ramp_s` after it); the next
+    round starts when all ended."""
     records: list[dict[str, Any]] = []
     spans: list[float] = []
     with LoopLag() as lag:
-        for _ in range(job.get("rounds", 1)):
+        for round_ in range(job.get("rounds", 1)):
             gate = asyncio.Event()
             gate_at = [0.0]
-            tasks = [asyncio.create_task(one_stream(job, i, gate, gate_at)) for i in range(job["n"])]
+            tasks = [asyncio.create_task(one_stream(job, i, gate, gate_at, round_)) for i in range(job["n"])]
             await asyncio.sleep(0.05)  # every task is parked on the gate
             gate_at[0] = now()
             gate.set()
@@ -422,6 +448,7 @@ def main() -> None:
     job.setdefault("connect_timeout", 10.0)
     job.setdefault("idle_timeout", 30.0)
     job.setdefault("deadline", 300.0)
+    job.setdefault("ramp_s", 0.0)
     job.setdefault("stream_timeout", job["deadline"])
     limit = raise_open_files_limit()
     if job["kind"] == "streams" and job["n"] + 64 > limit:

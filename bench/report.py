@@ -25,6 +25,24 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 2)
 
 
+def open_max(records: list[dict[str, Any]]) -> int:
+    """The most streams open at once: a stream that completed is open from its first chunk to its
+    end. Rounds are counted apart (each one's times are seconds after its own gate)."""
+    events: dict[int, list[tuple[float, int]]] = {}
+    for record in records:
+        if record["ok"] and record.get("first_chunk_at") is not None and record.get("end_at") is not None:
+            events.setdefault(record.get("round", 0), []).extend(
+                [(record["first_chunk_at"], 1), (record["end_at"], -1)]
+            )
+    most = 0
+    for round_events in events.values():
+        now_open = 0
+        for _, step in sorted(round_events):  # at one instant an end (-1) comes before a start
+            now_open += step
+            most = max(most, now_open)
+    return most
+
+
 def summarize_streams(result: dict[str, Any]) -> dict[str, Any]:
     records = result["records"]
     ok = [r for r in records if r["ok"]]
@@ -34,6 +52,7 @@ def summarize_streams(result: dict[str, Any]) -> dict[str, Any]:
         "n": len(records),
         "ok": len(ok),
         "errors": dict(errors),
+        "open_max": open_max(records),
         "ttft_ms": ms_percentiles([r["ttft_s"] for r in records if r["ttft_s"] is not None]),
         "connect_ms": ms_percentiles([r["connect_s"] for r in records if r.get("connect_s") is not None]),
         "headers_ms": ms_percentiles([r["headers_s"] for r in records if r["headers_s"] is not None]),
@@ -82,7 +101,7 @@ def _errors(errors: dict[str, int]) -> str:
 def table(report: dict[str, Any]) -> str:
     lines = []
     header = (
-        f"{'server':<14}{'N':>6}  {'ok':>5}  {'errors':<14}{'Lia TTFT p50/95/99 ms':>24}"
+        f"{'server':<14}{'N':>6}  {'ok':>5}{'open max':>9}  {'errors':<14}{'Lia TTFT p50/95/99 ms':>24}"
         f"{'fake TTFT':>20}{'Lia-added':>22}{'streams/s':>11}{'RSS idle→peak MB':>19}"
         f"{'KB/stream':>11}{'CPU ms/str':>11}{'cores':>6}{'PG max':>8}{'lag ms':>8}"
     )
@@ -94,7 +113,8 @@ def table(report: dict[str, Any]) -> str:
             rss = level["rss"]
             pg = level.get("pg") or {}
             lines.append(
-                f"{run['label']:<14}{level['n']:>6}  {lia['ok']:>5}  {_errors(lia['errors']):<14}"
+                f"{run['label']:<14}{level['n']:>6}  {lia['ok']:>5}{lia['open_max']:>9}  "
+                f"{_errors(lia['errors']):<14}"
                 f"{_triple(lia['ttft_ms']):>24}{_triple(fake.get('ttft_ms', {})):>20}"
                 f"{_triple(level['added_ttft_ms']):>22}{_fmt(lia['streams_per_s']):>11}"
                 f"{_fmt(rss['idle_mb'], 0) + '→' + _fmt(rss['peak_mb'], 0):>19}"

@@ -53,8 +53,9 @@ class Config:
     api_registrations: int = 4
     history_seconds: float = 5.0
     history_concurrency: int = 32
-    level_deadline: float = 180.0
-    stream_timeout: float = 120.0
+    ramp_seconds: float = 0.0  # 0: all N streams start together; else their arrivals spread over it
+    level_deadline: float | None = None  # one round, from its start gate (None: see deadline_s)
+    stream_timeout: float | None = None  # one stream, from its request (None: see stream_timeout_s)
     connect_timeout: float = 15.0
     backlog: int = 2048
     daphne_verbosity: int = 1
@@ -64,6 +65,26 @@ class Config:
     tracemalloc: bool = False  # daphne under tracemalloc: allocation sites per open stream
     results_dir: Path = ROOT / "bench" / "results"
     quiet: bool = False
+
+    @property
+    def reply_s(self) -> float:
+        """How long the provider fake paces one reply."""
+        return self.first_delay + self.chunks * self.delay
+
+    @property
+    def stream_timeout_s(self) -> float:
+        """A stream may take 120 s beyond the provider's pace (waiting for Lia under load)."""
+        return self.stream_timeout if self.stream_timeout is not None else 120.0 + self.reply_s
+
+    @property
+    def deadline_s(self) -> float:
+        """A round ends at the latest a minute after its last arrival's stream timeout."""
+        if self.level_deadline is not None:
+            return self.level_deadline
+        return self.ramp_seconds + self.stream_timeout_s + 60.0
+
+    def arrivals(self, n: int) -> str:
+        return f"{n} streams arriving over {self.ramp_seconds:g} s" if self.ramp_seconds else f"{n} concurrent streams"
 
 
 def log(config: Config, message: str) -> None:
@@ -362,7 +383,7 @@ class Bench:
             tracemalloc_dir=self.logs / "tracemalloc" if config.tracemalloc and kind == "daphne" else None,
         ).start()
 
-    def stream_job(self, url: str, target: str, n: int, rounds: int) -> dict[str, Any]:
+    def stream_job(self, url: str, target: str, n: int, rounds: int, ramp: float) -> dict[str, Any]:
         config = self.config
         if target == "lia":
             body: dict[str, Any] = {"message": MESSAGE, "provider": "openai", "model": MODEL}
@@ -381,17 +402,19 @@ class Bench:
             "url": url,
             "n": n,
             "rounds": rounds,
+            "ramp_s": ramp,
             "tokens": self.tokens,
             "body": body,
             "connect_timeout": config.connect_timeout,
-            "idle_timeout": config.stream_timeout,
-            "stream_timeout": config.stream_timeout,
-            "deadline": config.level_deadline,
+            "idle_timeout": config.stream_timeout_s,
+            "stream_timeout": config.stream_timeout_s,
+            "deadline": config.deadline_s,
         }
 
-    def streams(self, url: str, target: str, n: int, rounds: int = 1) -> dict[str, Any]:
-        job = self.stream_job(url, target, n, rounds)
-        return run_client(job, timeout=rounds * self.config.level_deadline + 60)
+    def streams(self, url: str, target: str, n: int, rounds: int = 1, ramp: float = 0.0) -> dict[str, Any]:
+        """N streams, `rounds` times; `ramp` > 0 spreads their arrivals over that many seconds."""
+        job = self.stream_job(url, target, n, rounds, ramp)
+        return run_client(job, timeout=rounds * self.config.deadline_s + 60)
 
     def rounds_for(self, n: int) -> int:
         return max(1, math.ceil(self.config.min_samples / n))
@@ -466,10 +489,14 @@ class Bench:
                 if server.tracemalloc_dir is not None:
                     result, memory = self.traced_streams(server, n, rounds)
                 else:
-                    result = self.streams(server.url, "lia", n, rounds)
+                    result = self.streams(server.url, "lia", n, rounds, config.ramp_seconds)
         cpu = server.cpu() - cpu_before
         peak = max(rss.peak, idle)
         summary = summarize_streams(result)
+        # All N streams are in flight at the peak when they start together; with a ramp only those
+        # held open at once are, however many arrived over the level.
+        held = config.ramp_seconds > 0
+        streams_at_peak = summary["open_max"] if held else n
         return {
             "n": n,
             "lia": summary,
@@ -481,7 +508,8 @@ class Bench:
             "rss": {
                 "idle_mb": round(idle / MB, 1),
                 "peak_mb": round(peak / MB, 1),
-                "per_stream_kb": round((peak - idle) / n / 1024, 1),
+                "per_stream_kb": round((peak - idle) / streams_at_peak / 1024, 1) if streams_at_peak else None,
+                "per_stream_of": "open_max" if held else "n",
                 "peak_threads": rss.peak_threads,
             },
             "pg": pg.summary() if pg is not None else None,
@@ -514,9 +542,10 @@ class Bench:
         idle = self.snapshot(server)
         idle_threads = sum(proc_status(pid)[1] for pid in server.pids())
         holder: dict[str, Any] = {}
-        client = threading.Thread(target=lambda: holder.update(result=self.streams(server.url, "lia", n, 1)))
+        ramp = self.config.ramp_seconds
+        client = threading.Thread(target=lambda: holder.update(result=self.streams(server.url, "lia", n, 1, ramp)))
         client.start()
-        deadline = time.monotonic() + self.config.level_deadline
+        deadline = time.monotonic() + self.config.deadline_s
         while client.is_alive() and time.monotonic() < deadline:
             if sum(proc_status(pid)[1] for pid in server.pids()) >= idle_threads + 0.9 * n:
                 break
@@ -581,8 +610,9 @@ class Bench:
                     else:
                         self.spare = server
                 for n in config.levels:
-                    log(config, f"fake alone: {n} concurrent streams")
-                    fake = summarize_streams(self.streams(urls["url"], "fake", n, self.rounds_for(n)))
+                    log(config, f"fake alone: {config.arrivals(n)}")
+                    result = self.streams(urls["url"], "fake", n, self.rounds_for(n), config.ramp_seconds)
+                    fake = summarize_streams(result)
                     report["fake"][str(n)] = fake
                 for kind in kinds:
                     for workers in config.workers:
@@ -612,14 +642,15 @@ class Bench:
                     if server is not None:
                         server.stop()
                     server = self.start_server(kind, workers)
-                log(config, f"{label}: {n} concurrent streams")
+                log(config, f"{label}: {config.arrivals(n)}")
                 level = self.level(server, n)
                 level["added_ttft_ms"] = added(level["lia"]["ttft_ms"], fake[str(n)]["ttft_ms"])
                 run["levels"].append(level)
                 lia = level["lia"]
                 log(
                     config,
-                    f"{label} N={n}: ok {lia['ok']}/{lia['n']}, TTFT p50 {lia['ttft_ms']['p50']} ms "
+                    f"{label} N={n}: ok {lia['ok']}/{lia['n']}, open max {lia['open_max']}, "
+                    f"TTFT p50 {lia['ttft_ms']['p50']} ms "
                     f"(added {level['added_ttft_ms']['p50']}), errors {lia['errors'] or 0}",
                 )
             if config.history_seconds > 0:
@@ -648,6 +679,7 @@ class Bench:
             "versions": _versions(),
             "git": _git_revision(),
             "config": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(config).items()},
+            "timeouts": {"stream_s": config.stream_timeout_s, "level_deadline_s": config.deadline_s},
             "users": max(1, math.ceil(max(config.levels) / config.streams_per_user)),
         }
 

@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from bench.__main__ import main, parse
 from bench.report import percentile, table
 from bench.runner import Bench, Config
@@ -38,6 +40,7 @@ def test_two_streams_embedded(tmp_path):
     assert level["lia"]["n"] == 2
     assert level["lia"]["errors"] == {}
     assert level["lia"]["ok"] == 2
+    assert 1 <= level["lia"]["open_max"] <= 2
     assert level["lia"]["chunks_per_stream"] == 20
     assert level["lia"]["ttft_ms"]["p50"] is not None
     assert level["added_ttft_ms"]["p50"] is not None
@@ -46,6 +49,7 @@ def test_two_streams_embedded(tmp_path):
     assert run["history"]["requests"] > 0
     assert run["history"]["errors"] == {}
     assert "daphne" in table(report)
+    assert "open max" in table(report)
     json.dumps(report)  # the JSON file's content
 
 
@@ -57,6 +61,26 @@ def test_cli_parses_lists():
     assert config.workers == [1, 2]
     assert config.embedded
     assert callable(main)
+
+
+def test_cli_ramp_and_the_deadlines_it_implies():
+    default = parse([])
+    held = parse(["--levels", "1000", "--ramp-seconds", "20", "--chunks", "60", "--delay-ms", "500"])
+
+    assert default.ramp_seconds == 0
+    assert default.stream_timeout_s == pytest.approx(120.2)  # 120 s beyond 20 chunks x 10 ms
+    assert default.deadline_s == pytest.approx(180.2)
+    assert held.ramp_seconds == 20
+    assert held.stream_timeout_s == pytest.approx(150)  # 120 s beyond 60 chunks x 500 ms
+    assert held.deadline_s == pytest.approx(230)  # the last arrival at 20 s gets its full stream timeout
+    assert parse(["--ramp-seconds", "20", "--level-deadline", "300"]).deadline_s == 300
+
+
+def test_cli_refuses_a_deadline_inside_the_ramp(capsys):
+    with pytest.raises(SystemExit):
+        parse(["--ramp-seconds", "20", "--level-deadline", "15"])
+
+    assert "--level-deadline" in capsys.readouterr().err
 
 
 def test_percentile_is_nearest_rank():
