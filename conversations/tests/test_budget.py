@@ -12,7 +12,6 @@ from conversations.budget import daily_token_budget_check
 from conversations.models import Conversation, Message
 from conversations.selectors import user_tokens_spent
 from conversations.tests.conftest import body, read_stream
-from lia.tests.test_security_logging import records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,7 +65,7 @@ async def test_turns_stream_under_the_budget_and_get_429_once_it_is_spent(
     assert others.status_code == 200
     assert len(scripted.calls) == 3  # the refused turn reached no provider
     assert await Message.objects.filter(conversation__user=alice.user).acount() == 4
-    [line] = records(caplog, "ratelimit.rejected")
+    [line] = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "ratelimit.rejected"]
     assert (line["scope"], line["user_id"], line["budget"]) == ("chat_tokens", alice.user.pk, 29)
     assert line["spent"] >= 29
 
