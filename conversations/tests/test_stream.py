@@ -5,6 +5,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.services import conversation_title_from
@@ -103,6 +104,7 @@ async def test_the_turn_is_committed_before_start_and_the_reply_before_done(alic
             if name in ("start", "done") and name not in at:
                 at[name] = await sync_to_async(stored)()
     await communicator.wait(timeout=5)
+    await sync_to_async(connections.close_all)()  # the reads' connection (PostgreSQL drops the test DB)
 
     assert at["start"] == [("user", "Remember this", "complete"), ("assistant", "", "streaming")]
     assert at["done"] == [("user", "Remember this", "complete"), ("assistant", "Hi! How can I help?", "complete")]
