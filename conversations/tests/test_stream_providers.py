@@ -99,7 +99,7 @@ async def test_model_settings_go_out_on_the_wire(stream, alice, fake_llm_provide
 
 
 @pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("gemini", "gemini-2.5-flash")])
-@pytest.mark.parametrize("breakage", ["cut", "error"])
+@pytest.mark.parametrize("breakage", ["cut", "error", "garbage"])
 async def test_provider_breaking_mid_stream(stream, alice, fake_llm_providers, provider, model, breakage):
     fake_llm_providers.script(chunks=["one ", "two ", "three ", "four"], then=breakage, after=2)
 
