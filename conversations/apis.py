@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.fields import StrictCharField
 from accounts.ratelimit import rate_limit_check
+from conversations.budget import daily_token_budget_check
 from conversations.exceptions import NoMessageContent
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user, conversation_list, conversation_messages_page
@@ -144,6 +145,7 @@ class ChatStreamApi(APIView):
         )
         if not decision.allowed:
             raise Throttled(wait=decision.retry_after)
+        daily_token_budget_check(user=request.user)
         text = message_text(data)
         provider = data.get("provider") or settings.DEFAULT_LLM_PROVIDER
         model = data.get("model") or settings.DEFAULT_LLM_MODEL

@@ -22,3 +22,11 @@ class TooManyStreams(ConversationsError):
             f"Too many replies are streaming at once (at most {limit}). Wait for one to finish and try again."
         )
         self.limit = limit
+
+
+class TokenBudgetSpent(ConversationsError):
+    """The user has spent today's CHAT_DAILY_TOKEN_BUDGET; new turns wait for it to reset."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("You have used today's token budget. Please try again after it resets.")
+        self.retry_after = retry_after

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Expression, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Length
 
 from accounts.models import User
 from conversations.exceptions import ConversationNotFound
@@ -114,3 +115,40 @@ def user_streams_elsewhere(*, user: User, conversation_id: uuid.UUID | None, ali
     if conversation_id is not None:
         streams = streams.exclude(conversation_id=conversation_id)
     return streams.count()
+
+
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text, where no provider counted
+
+
+def _estimated_tokens(chars: Expression) -> Expression:
+    """ceil(chars / CHARS_PER_TOKEN) in SQL (integer division on both SQLite and PostgreSQL)."""
+    return (chars + Value(CHARS_PER_TOKEN - 1)) / Value(CHARS_PER_TOKEN)
+
+
+def user_tokens_spent(*, user: User, since: datetime) -> int:
+    """Tokens the user's turns started since `since` cost: for each reply, the prompt and
+    completion tokens its provider reported, each estimated from characters where it reported
+    none (the offline provider, usage-less servers, replies cut short): the prompt as the user
+    message the reply answers (same conversation, same created_at: turn_start writes both at
+    once), the completion as the reply so far.
+
+    One aggregate query. It reads only the conversations active since then (conv_user_updated_idx;
+    a conversation's updated_at is never older than its newest message) and their messages since
+    then (msg_conv_created_idx); the user-message lookup runs only for replies without usage."""
+    user_chars = (
+        Message.objects.filter(
+            conversation_id=OuterRef("conversation_id"), role=Message.Role.USER, created_at=OuterRef("created_at")
+        )
+        .annotate(chars=Length("content"))
+        .values("chars")[:1]
+    )
+    tokens = Coalesce(
+        "prompt_tokens", _estimated_tokens(Coalesce(Subquery(user_chars), Value(0))), output_field=IntegerField()
+    ) + Coalesce("completion_tokens", _estimated_tokens(Length("content")), output_field=IntegerField())
+    total = Message.objects.filter(
+        conversation__user=user,
+        conversation__updated_at__gte=since,
+        role=Message.Role.ASSISTANT,
+        created_at__gte=since,
+    ).aggregate(total=Sum(tokens))["total"]
+    return total or 0

@@ -40,7 +40,8 @@ class RequestBodyLimit:
     Django's ASGI handler reads (and spools to disk) the whole body before any middleware runs,
     so lia.middleware.BodySizeMiddleware alone can't stop a client from uploading 100 MB first. A
     declared Content-Length over the limit is refused before the first body byte is received; a
-    body without one (chunked) is counted as it arrives and refused once it passes the limit.
+    body without one (chunked) is counted as it arrives and refused once it passes the limit;
+    within it, the application gets it as one message with its Content-Length declared.
     (daphne itself buffers a body before calling the application: limit bodies at the reverse
     proxy too. SECURITY.md says how.)
     """
@@ -57,7 +58,7 @@ class RequestBodyLimit:
             if declared.isdigit() and int(declared) > limit:
                 return await self._refuse(scope, send, limit)
             return await self.app(scope, receive, send)  # malformed lengths: Django answers 400
-        messages, size = [], 0
+        chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
@@ -65,14 +66,10 @@ class RequestBodyLimit:
             size += len(message.get("body", b""))
             if size > limit:
                 return await self._refuse(scope, send, limit)
-            messages.append(message)
+            chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-
-        async def replay() -> dict[str, Any]:
-            return messages.pop(0) if messages else await receive()
-
-        return await self.app(scope, replay, send)
+        return await self.app(*_with_buffered_body(scope, receive, b"".join(chunks)), send)
 
     @staticmethod
     async def _refuse(scope: Scope, send: Any, limit: int) -> None:
@@ -107,6 +104,19 @@ class RequestBodyLimit:
             ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _with_buffered_body(scope: Scope, receive: Any, body: bytes) -> tuple[Scope, Any]:
+    """The scope and receive for a body read in full: one message, and its length declared.
+    Django and DRF read a request without Content-Length as having no body at all."""
+    if body:
+        scope = {**scope, "headers": [*scope.get("headers", []), (b"content-length", str(len(body)).encode())]}
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> dict[str, Any]:
+        return pending.pop() if pending else await receive()
+
+    return scope, replay
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -113,6 +113,7 @@ def _domain_status(exc: Exception) -> int | None:
         (conversations.ConversationNotFound, 404),
         (conversations.NoMessageContent, 400),
         (conversations.TooManyStreams, 429),
+        (conversations.TokenBudgetSpent, 429),
     ]
     for exc_type, status in table:
         if isinstance(exc, exc_type):
@@ -163,8 +164,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         if status == 429:
-            headers["Retry-After"] = "1"
-            details = {"retry_after": 1}
+            wait = getattr(exc, "retry_after", 1)
+            headers["Retry-After"] = str(wait)
+            details = {"retry_after": wait}
         return Response(error_body(str(exc), details), status=status, headers=headers)
     if isinstance(exc, DatabaseError | PoolTimeout) and not isinstance(exc, IntegrityError | DataError):
         # The database is down, restarting or out of pooled connections: a clean, retryable 503.

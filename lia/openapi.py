@@ -130,6 +130,21 @@ COMPONENTS: dict[str, Schema] = {
         },
         description="429: the real wait in seconds, the same as the Retry-After header (CONTRACT §4.5).",
     ),
+    "ChatLimitError": obj(
+        {
+            "error": obj(
+                {
+                    "message": {"type": "string", "minLength": 1, "description": "A sentence a user can read."},
+                    "details": obj({"retry_after": {"type": "integer", "minimum": 1}}),
+                }
+            )
+        },
+        description=(
+            "429 from the chat stream: the rate limit (CONTRACT §4.5), too many replies streaming at once, or "
+            "the daily token budget spent (then the wait runs to midnight UTC). The wait in seconds is the "
+            "same as the Retry-After header."
+        ),
+    ),
     "InternalError": obj(
         {
             "error": obj(
@@ -547,14 +562,20 @@ def document_views() -> None:
                 "(conversation). Then a 200 `text/event-stream`; failures after it are an `error` event."
             ),
             request={"application/json": ref("ChatStreamRequest")},
-            responses=responses(
-                {(200, "text/event-stream"): OpenApiResponse(SSE_EVENT, "The event stream; the schema is one event.")},
-                400,
-                404,
-                429,
-                *WITH_BODY,
-                *AUTHENTICATED,
-            ),
+            responses={
+                **responses(
+                    {
+                        (200, "text/event-stream"): OpenApiResponse(
+                            SSE_EVENT, "The event stream; the schema is one event."
+                        )
+                    },
+                    400,
+                    404,
+                    *WITH_BODY,
+                    *AUTHENTICATED,
+                ),
+                429: OpenApiResponse(ref("ChatLimitError"), "Rate limited, too many streams, or token budget spent."),
+            },
         )
     )(chat.ChatStreamApi)
     extend_schema_view(

@@ -356,6 +356,52 @@ def test_token_expires_after_its_lifetime(web, alice):
     assert response.status_code == 401
 
 
+def test_a_token_works_until_its_exp_and_is_refused_after_it_on_every_kind_of_route(web, alice):
+    """RELIABILITY 1: the second before `exp` the token works; the second after, a read, a list
+    and a refresh all get the contract's 401."""
+    exp = decode(alice.token)["exp"]
+
+    with time_machine.travel(exp - 1, tick=False):
+        valid = web.get(ME, headers=alice.bearer)
+    with time_machine.travel(exp + 1, tick=False):
+        expired = [
+            web.get(ME, headers=alice.bearer),
+            web.get("/api/v1/chat/history", headers=alice.bearer),
+            web.post(REFRESH, headers=alice.bearer),
+        ]
+
+    assert valid.status_code == 200
+    for response in expired:
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"] == "Bearer"
+        assert response.json() == {"error": {"message": "Invalid or expired token"}}
+
+
+@pytest.mark.parametrize("how", ["login", "refresh"])
+def test_login_and_refresh_issue_tokens_and_cookies_of_the_configured_lifetime(web, alice, how):
+    """RELIABILITY 1 and 6: exp - iat, expires_in and the cookie's Max-Age are all
+    JWT_ACCESS_TOKEN_EXPIRE_DAYS; the cookie is HttpOnly, Secure, SameSite=Lax, Path=/, host-only."""
+    if how == "login":
+        response = post_json(web, LOGIN, {"email": "alice@example.com", "password": PASSWORD})
+    else:
+        response = web.post(REFRESH, headers=alice.bearer)
+
+    lifetime = settings.JWT_ACCESS_TOKEN_EXPIRE_DAYS * 24 * 3600
+    body = response.json()
+    claims = decode(body["access_token"])
+    assert claims["exp"] - claims["iat"] == body["expires_in"] == lifetime
+    cookie = response.cookies["access_token"]
+    assert cookie.value == body["access_token"]
+    assert (cookie["httponly"], cookie["secure"], cookie["samesite"], cookie["path"], cookie["domain"]) == (
+        True,
+        True,
+        "Lax",
+        "/",
+        "",
+    )
+    assert cookie["max-age"] == lifetime
+
+
 def test_legacy_fastapi_token_without_jti_is_accepted(web, alice):
     token = _sign(_claims(alice.user))
 

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from io import StringIO
 
 import jwt
@@ -82,6 +83,8 @@ def rs256_token(user: User) -> str:
         lambda u: sign({**lia_claims(u), "sub": 10**30}),
         lambda u: sign({**lia_claims(u), "sub": None}),
         lambda u: sign({**lia_claims(u), "sub": ["1"]}),
+        lambda u: sign({k: v for k, v in lia_claims(u).items() if k != "sub"}),
+        lambda u: sign({**lia_claims(u), "token_type": "refresh"}),
         lambda u: sign([1, 2, 3]),
         lambda u: sign(lia_claims(u), key="x" * 64),
         lambda u: "A" * 8192,
@@ -104,6 +107,8 @@ def rs256_token(user: User) -> str:
         "sub-huge",
         "sub-null",
         "sub-list",
+        "missing-sub",
+        "refresh-token-as-access-token",
         "payload-not-an-object",
         "other-key",
         "8kb-garbage",
@@ -112,8 +117,12 @@ def rs256_token(user: User) -> str:
         "trailing-garbage",
     ],
 )
-def test_bad_tokens_are_401_never_500(web, alice, make_token):
+def test_bad_tokens_are_401_never_500(web, alice, make_token, caplog):
+    caplog.set_level(logging.INFO)
+
     assert_refused(me(web, make_token(alice.user)))
+    rejections = [r for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "auth.rejected"]
+    assert len(rejections) == 1  # each rejection is logged, once
 
 
 def test_a_deleted_users_token_is_refused(web, alice):

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core.asgi import get_asgi_application
+from django.core.signals import request_finished
 
 from conversations.models import Message
 from conversations.tests.conftest import STREAM, body, parse_events
@@ -71,16 +72,24 @@ async def wait_for_status(message_id: int, status: str, within: float = 5.0) -> 
     raise AssertionError(f"message {message_id} never reached {status}; it is {message.status}")
 
 
-@pytest.mark.parametrize("after_chunks", [0, 1, 3])
+@pytest.mark.parametrize("after_chunks", [0, 1, 3, 9])  # before the first token, first, middle, last - 1
 async def test_disconnect_keeps_user_message_and_partial_reply(alice, scripted, after_chunks):
     words = [f"word{i} " for i in range(10)]
     scripted.reply(*words, delay=0.05)
+    scripted.steps[-3] = ("sleep", 2.0)  # before the last word: a disconnect at last - 1 lands first
     scripted.closed = asyncio.Event()
+    finished = []
+
+    def on_finished(sender: object, **kwargs: object) -> None:
+        finished.append(sender)
+
+    request_finished.connect(on_finished)
     communicator = await open_stream(alice.token, body())
 
     events = await read_until(communicator, after_chunks)
     await communicator.send_input({"type": "http.disconnect"})
     await communicator.wait(timeout=5)
+    request_finished.disconnect(on_finished)
 
     user_message_id = events[0][2]["message_id"]
     assistant = await wait_for_status(user_message_id + 1, "interrupted")
@@ -95,6 +104,7 @@ async def test_disconnect_keeps_user_message_and_partial_reply(alice, scripted, 
     assert (user.role, user.content) == ("user", "Hello!")
     # The provider's stream was closed, so generation (and billing) stopped.
     await asyncio.wait_for(scripted.closed.wait(), timeout=2)
+    assert len(finished) == 1  # request_finished, once
 
 
 async def test_a_new_turn_right_after_an_abort_is_accepted_and_ordered(alice, scripted, stream):

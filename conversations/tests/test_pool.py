@@ -1,5 +1,6 @@
-"""Open streams don't pin database connections (RELIABILITY E8): with a pool of N, 5 x N
-simultaneous streams all complete, and the server never holds more than N connections."""
+"""Open streams don't pin database connections (RELIABILITY E8, 23): with a pool of N, 5 x N
+simultaneous streams all complete, plain requests made meanwhile are served, and the server
+never holds more than N connections."""
 
 import asyncio
 
@@ -29,7 +30,7 @@ def backends_in_use() -> int:
 async def test_five_times_the_pool_of_streams_complete(async_web, alice, scripted, settings):
     settings.CHAT_MAX_CONCURRENT_STREAMS = 0  # one user opens them all here
     size = pool_size()
-    scripted.reply(*[f"w{i} " for i in range(8)], delay=0.05)
+    scripted.reply(*[f"w{i} " for i in range(16)], delay=0.05)  # open while the GETs below run
 
     async def one(index: int) -> list:
         _, raw = await read_stream(async_web, alice, body(f"stream {index}"))
@@ -38,8 +39,11 @@ async def test_five_times_the_pool_of_streams_complete(async_web, alice, scripte
     streams = asyncio.gather(*(one(i) for i in range(5 * size)))
     await asyncio.sleep(0.25)  # mid-stream for most of them
     in_use = await sync_to_async(backends_in_use)()
+    # Meanwhile, plain requests still get a connection (RELIABILITY 23: no PoolTimeout, no 503).
+    history = [(await async_web.get("/api/v1/chat/history", headers=alice.bearer)).status_code for _ in range(20)]
     results = await streams
 
+    assert history == [200] * 20
     assert all(events[-1][1] == "done" for events in results)
     assert await sync_to_async(Message.objects.filter(role="assistant", status="complete").count)() == 5 * size
     assert in_use <= size

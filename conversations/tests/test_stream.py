@@ -5,10 +5,12 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.services import conversation_title_from
-from conversations.tests.conftest import STREAM, body, read_stream
+from conversations.tests.conftest import STREAM, body, parse_events, read_stream
+from conversations.tests.test_disconnect import open_stream
 from llm import ProviderRateLimited, ProviderUnavailable
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,6 +85,29 @@ async def test_the_stream_is_written_before_start_and_titled(async_web, alice, s
     assert conversation.title == "Can you explain how photosynthesis works in..."
     assert conversation.user_id == alice.user.pk
     assert conversation.status == TurnStatus.COMPLETE
+
+
+async def test_the_turn_is_committed_before_start_and_the_reply_before_done(alice, scripted):
+    """RELIABILITY 18 and 21, read from the database while the stream is open: at `start` the
+    user message and a `streaming` placeholder are committed; at `done`, the whole reply."""
+    scripted.reply("Hi", "! ", "How ", "can I help?", delay=0.05)
+    communicator = await open_stream(alice.token, body("Remember this"))
+
+    def stored() -> list[tuple[str, str, str]]:
+        return list(Message.objects.order_by("created_at", "id").values_list("role", "content", "status"))
+
+    received, at = b"", {}
+    while "done" not in at:
+        message = await communicator.receive_output(timeout=5)
+        received += message.get("body", b"")
+        for _, name, _ in parse_events(received):
+            if name in ("start", "done") and name not in at:
+                at[name] = await sync_to_async(stored)()
+    await communicator.wait(timeout=5)
+    await sync_to_async(connections.close_all)()  # the reads' connection (PostgreSQL drops the test DB)
+
+    assert at["start"] == [("user", "Remember this", "complete"), ("assistant", "", "streaming")]
+    assert at["done"] == [("user", "Remember this", "complete"), ("assistant", "Hi! How can I help?", "complete")]
 
 
 async def test_a_second_turn_sends_the_earlier_turns_to_the_provider(stream, alice, scripted):

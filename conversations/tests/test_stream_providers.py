@@ -99,7 +99,7 @@ async def test_model_settings_go_out_on_the_wire(stream, alice, fake_llm_provide
 
 
 @pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("gemini", "gemini-2.5-flash")])
-@pytest.mark.parametrize("breakage", ["cut", "error"])
+@pytest.mark.parametrize("breakage", ["cut", "error", "garbage"])
 async def test_provider_breaking_mid_stream(stream, alice, fake_llm_providers, provider, model, breakage):
     fake_llm_providers.script(chunks=["one ", "two ", "three ", "four"], then=breakage, after=2)
 
@@ -115,6 +115,31 @@ async def test_provider_breaking_mid_stream(stream, alice, fake_llm_providers, p
     assert (assistant.content, assistant.status) == ("one two ", "failed")
     assert "Traceback" not in str(events)
     assert "sk-fake" not in str(events)
+
+
+@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("gemini", "gemini-2.5-flash")])
+@pytest.mark.parametrize("silence", ["before-the-first-token", "mid-reply"])
+async def test_a_silent_provider_ends_the_turn_with_an_error_event_not_a_hang(
+    stream, alice, fake_llm_providers, settings, provider, model, silence
+):
+    """RELIABILITY 17: the first-token and idle timeouts become the stream's last event, an
+    `error`, and whatever came before it is kept, marked failed."""
+    settings.LLM_FIRST_TOKEN_TIMEOUT = settings.LLM_IDLE_TIMEOUT = 1.5
+    settings.LLM_MAX_RETRIES = 0
+    if silence == "before-the-first-token":
+        fake_llm_providers.script(text="Too late", first_delay=20)
+    else:
+        fake_llm_providers.script(chunks=["one ", "two ", "three"], then="stall", after=2)
+
+    _, events = await stream(alice, chat("Hi", provider, model))
+
+    names = [name for _, name, _ in events if name != ":"]
+    assert names[0] == "start"
+    assert names[-1] == "error"
+    assert events[-1][2]["message"] == "The AI provider took too long to respond. Please try again."
+    assistant = await assistant_of(events[0][2]["conversation_id"])
+    expected = "" if silence == "before-the-first-token" else "one two "
+    assert (assistant.content, assistant.status) == (expected, "failed")
 
 
 @pytest.mark.parametrize(("status", "phrase"), [(401, "credentials"), (429, "busy"), (500, "unavailable")])

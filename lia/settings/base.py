@@ -407,6 +407,9 @@ CHAT_KEEPALIVE_SECONDS = env.float("CHAT_KEEPALIVE_SECONDS", default=15.0)
 CHAT_TURN_WAIT_SECONDS = env.float("CHAT_TURN_WAIT_SECONDS", default=10.0)
 # A user may have at most this many replies streaming at once across conversations (0: no cap).
 CHAT_MAX_CONCURRENT_STREAMS = env.int("CHAT_MAX_CONCURRENT_STREAMS", default=4)
+# Tokens (prompt + completion, estimated where the provider reports none) a user may spend per
+# UTC day; past it new turns get 429 until midnight UTC (0: no budget).
+CHAT_DAILY_TOKEN_BUDGET = env.int("CHAT_DAILY_TOKEN_BUDGET", default=0)
 # While a reply streams, its text so far is stored every this many seconds (also its heartbeat).
 CHAT_CHECKPOINT_SECONDS = env.float("CHAT_CHECKPOINT_SECONDS", default=5.0)
 # The server process sweeps orphaned `streaming` replies (a dead process's) at start and then

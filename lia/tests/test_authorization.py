@@ -219,6 +219,67 @@ def test_conversation_ids_are_random_uuid4(alice, alices_conversation):
     assert alices_conversation.pk.version == 4
 
 
+# --- CSRF: cookie requests from other origins, on every unsafe route (RELIABILITY 7, CONTRACT §3.6) ------
+
+UNSAFE = [r for r in ROUTES if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+JSON_BODY = [r for r in UNSAFE if r.method != "DELETE" and r.input_fields]
+ORIGIN_NOT_ALLOWED = {"error": {"message": "Origin not allowed"}}
+
+
+def test_the_unsafe_routes_are_discovered():
+    assert {r.id for r in UNSAFE} >= {
+        "POST /api/v1/auth/logout",
+        "POST /api/v1/auth/refresh",
+        "POST /api/v1/chat/stream",
+        "DELETE /api/v1/chat/conversations",
+        "PATCH /api/v1/chat/conversation/<str:conversation_id>/rename",
+    }
+    assert {r.id for r in JSON_BODY} >= {"POST /api/v1/chat/stream", "POST /api/v1/auth/register"}
+
+
+@pytest.mark.parametrize("route", UNSAFE, ids=lambda r: r.id)
+def test_a_cookie_request_from_another_origin_is_refused_and_changes_nothing(
+    client, alice, alices_conversation, fake_llm_providers, route
+):
+    client.cookies["access_token"] = alice.token
+    before = (snapshot(alice), row_counts())
+    conversation_id = str(alices_conversation.pk)
+
+    by_origin = request(client, route, conversation_id=conversation_id, Origin="https://evil.example")
+    by_referer = request(client, route, conversation_id=conversation_id, Referer="https://evil.example/page")
+    sibling = request(client, route, conversation_id=conversation_id, Origin="https://app.localhost:5173")
+
+    for response in (by_origin, by_referer, sibling):
+        assert response.status_code == 403
+        assert response.json() == ORIGIN_NOT_ALLOWED
+    assert (snapshot(alice), row_counts()) == before
+    assert fake_llm_providers.requests == []
+    # The control: the same request from the web client's origin gets past the check.
+    allowed = request(client, route, conversation_id=conversation_id, Origin="http://localhost:5173")
+    assert allowed.status_code != 403
+    assert allowed.status_code < 500
+
+
+@pytest.mark.parametrize("route", JSON_BODY, ids=lambda r: r.id)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_a_cookie_request_with_a_form_content_type_is_415_and_changes_nothing(
+    client, alice, alices_conversation, fake_llm_providers, route, content_type
+):
+    """What a cross-site form could send without a preflight, even from an allowed origin."""
+    client.cookies["access_token"] = alice.token
+    before = (snapshot(alice), row_counts())
+    path = route.path(conversation_id=str(alices_conversation.pk))
+    body = json.dumps({**UNIVERSAL_BODY_FIELDS, "conversation_id": str(alices_conversation.pk)})
+
+    response = client.generic(
+        route.method, path, body, content_type=content_type, headers={"Origin": "http://localhost:5173"}
+    )
+
+    assert response.status_code == 415
+    assert (snapshot(alice), row_counts()) == before
+    assert fake_llm_providers.requests == []
+
+
 # --- the admin ----------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from lia.tests.asgi import asgi_request, http_scope, read_response
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LOGIN = "/api/v1/auth/login"
+REGISTER = "/api/v1/auth/register"
 LIMIT = 1024 * 1024
 HUNDRED_MB = str(100 * 1024 * 1024).encode()
 ORIGIN = b"http://localhost:5173"
@@ -69,17 +70,52 @@ async def test_a_body_without_content_length_is_cut_off_at_the_limit():
     assert json.loads(body)["error"]["message"].startswith("Request body too large")
 
 
-async def test_a_body_without_content_length_within_the_limit_reaches_the_view():
-    payload = json.dumps({"email": "nobody@example.com", "password": "Wr0ngPass"}).encode()
+async def send_in_pieces(path: str, payload: bytes, pieces: int = 4) -> tuple[int, dict[bytes, bytes], bytes]:
+    """POST `payload` as a chunked request: several body messages and no Content-Length."""
     communicator = ApplicationCommunicator(
-        application, http_scope("POST", LOGIN, [(b"content-type", b"application/json")])
+        application, http_scope("POST", path, [(b"content-type", b"application/json")])
     )
+    size = max(1, -(-len(payload) // pieces))
+    parts = [payload[start : start + size] for start in range(0, len(payload), size)] or [b""]
+    for index, part in enumerate(parts):
+        await communicator.send_input({"type": "http.request", "body": part, "more_body": index < len(parts) - 1})
+    response = await read_response(communicator)
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(timeout=5)
+    return response
 
-    await communicator.send_input({"type": "http.request", "body": payload[:10], "more_body": True})
-    await communicator.send_input({"type": "http.request", "body": payload[10:], "more_body": False})
-    status, _, body = await read_response(communicator)
 
-    # The view answered (DRF reads only a body whose length is declared, so this one is empty).
+async def test_a_body_without_content_length_is_parsed_like_one_sent_at_once():
+    payload = json.dumps({"email": "ada@example.com", "username": "ada", "password": "Sup3rSecret"}).encode()
+
+    status, _, body = await send_in_pieces(REGISTER, payload)
+
+    assert status == 201
+    assert json.loads(body)["user"]["username"] == "ada"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"email": "nobody@example.com", "username": "nobody", "password": "short"},
+        {"email": "nobody@example.com", "username": "n!", "password": "Sup3rSecret"},
+        {"email": "not an email", "username": "nobody", "password": "Sup3rSecret"},
+    ],
+)
+async def test_a_chunked_body_gets_the_same_answer_as_the_same_body_with_its_length(payload):
+    raw = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+
+    whole = await asgi_request(application, "POST", REGISTER, headers=headers, body=raw)
+    chunked = await send_in_pieces(REGISTER, raw)
+
+    assert whole[0] == 422
+    assert (chunked[0], json.loads(chunked[2])) == (whole[0], json.loads(whole[2]))
+
+
+async def test_a_chunked_request_with_an_empty_body_is_still_an_empty_body():
+    status, _, body = await send_in_pieces(REGISTER, b"", pieces=1)
+
     assert status == 422
     assert {item["type"] for item in json.loads(body)["detail"]} == {"missing"}
 

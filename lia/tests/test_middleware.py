@@ -84,6 +84,25 @@ def test_allowed_and_headerless_requests_pass(client, headers):
     assert response.status_code == 200
 
 
+def test_a_cookie_request_over_https_with_neither_origin_nor_referer_passes(client, alice):
+    """CONTRACT §3.6 over RELIABILITY 7: non-browser clients send neither header, and browsers
+    always send Origin on an unsafe request (a hostile page's "null" included), so this passes."""
+    client.cookies["access_token"] = alice.token
+
+    response = client.post("/api/v1/auth/refresh", secure=True)
+
+    assert response.status_code == 200
+    assert response.json()["access_token"] != alice.token
+
+
+def test_a_cookie_request_over_https_with_a_null_origin_is_refused(client, alice):
+    client.cookies["access_token"] = alice.token
+
+    response = client.post("/api/v1/auth/refresh", secure=True, headers={"Origin": "null"})
+
+    assert response.status_code == 403
+
+
 def test_safe_methods_skip_the_origin_check(client, alice):
     response = client.get(ME, headers={"Origin": "https://evil.example", **alice.bearer})
 

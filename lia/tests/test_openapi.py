@@ -124,6 +124,18 @@ def test_rate_limited_answers_match_the_schema(transactional_db, settings, alice
         case.validate_response(limited, headers=headers)
 
 
+def test_a_spent_token_budget_matches_the_schema(transactional_db, settings, alice):
+    settings.CHAT_DAILY_TOKEN_BUDGET = 1
+    stream = schema["/api/v1/chat/stream"]["POST"].Case(body={"message": "Hi", "provider": "offline"})
+
+    first = stream.call(headers=alice.bearer)
+    refused = stream.call(headers=alice.bearer)
+
+    assert first.status_code == 200
+    assert refused.status_code == 429
+    stream.validate_response(refused, headers=alice.bearer)
+
+
 def test_schema_passes_drf_spectacular_validation(tmp_path):
     """`manage.py spectacular --validate --fail-on-warn`: valid OpenAPI 3.1, and no view left to guess."""
     out = tmp_path / "schema.yaml"

@@ -1,5 +1,6 @@
 """Production mode refuses weak secrets and passes `check --deploy` given HTTPS-style settings."""
 
+import json
 import os
 import secrets
 import subprocess
@@ -90,3 +91,64 @@ def test_jwt_settings_outside_the_contract_are_refused(overrides, complaint):
 
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+READ_DEFAULTS = """
+import json
+from lia.settings import base as s
+database = s.DATABASES["default"]
+names = [
+    "DEBUG", "JWT_ACCESS_TOKEN_EXPIRE_DAYS", "DATA_UPLOAD_MAX_MEMORY_SIZE", "RATE_LIMIT_ENABLED",
+    "RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE", "RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE",
+    "RATE_LIMIT_LOGIN_FAILURES_PER_HOUR", "LLM_CONNECT_TIMEOUT", "LLM_FIRST_TOKEN_TIMEOUT",
+    "CHAT_STREAM_MAX_SECONDS", "CHAT_KEEPALIVE_SECONDS", "CHAT_MAX_CONCURRENT_STREAMS",
+    "CHAT_DAILY_TOKEN_BUDGET", "CHAT_SAVE_RETRY_SECONDS",
+]
+print(json.dumps({
+    **{name: getattr(s, name) for name in names},
+    "CONN_MAX_AGE": database["CONN_MAX_AGE"],
+    "CONN_HEALTH_CHECKS": database["CONN_HEALTH_CHECKS"],
+    "pool": database["OPTIONS"]["pool"],
+    "cache": s.CACHES["default"]["OPTIONS"],
+}))
+"""
+
+
+def test_the_defaults_are_the_reliability_bounds():
+    """With nothing configured but the production services, the settings hold the numbers
+    RELIABILITY.md and the contract give as defaults (a changed default must change this test)."""
+    own = ("DJANGO_", "JWT_", "DATABASE_", "REDIS_", "RATE_LIMIT_", "LLM_", "CHAT_", "MAX_REQUEST_", "CACHE_")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(own)}
+    services = {"DATABASE_URL": "postgres://lia@db.invalid:5432/lia", "REDIS_URL": "redis://cache.invalid:6379/0"}
+    result = subprocess.run(  # noqa: S603 - fixed argv, our own settings
+        [sys.executable, "-c", READ_DEFAULTS],
+        cwd=ROOT,
+        env={**clean, **services},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    defaults = json.loads(result.stdout)
+
+    assert defaults["DEBUG"] is False  # 30
+    assert defaults["JWT_ACCESS_TOKEN_EXPIRE_DAYS"] == 7  # 1, CONTRACT §3.1
+    assert defaults["DATA_UPLOAD_MAX_MEMORY_SIZE"] == 1024 * 1024  # 15
+    assert defaults["RATE_LIMIT_ENABLED"] is True  # 11, 16, CONTRACT §4.5
+    assert defaults["RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE"] == 10
+    assert defaults["RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE"] == 20
+    assert defaults["RATE_LIMIT_LOGIN_FAILURES_PER_HOUR"] <= 100  # 11
+    assert defaults["LLM_CONNECT_TIMEOUT"] <= 10  # 17
+    assert defaults["LLM_FIRST_TOKEN_TIMEOUT"] <= 60
+    assert defaults["CHAT_STREAM_MAX_SECONDS"] == 300
+    assert defaults["CHAT_MAX_CONCURRENT_STREAMS"] == 4
+    assert defaults["CHAT_DAILY_TOKEN_BUDGET"] == 0  # off unless configured
+    assert defaults["CHAT_KEEPALIVE_SECONDS"] <= 15  # 22
+    assert defaults["CHAT_SAVE_RETRY_SECONDS"] >= 30  # 28
+    assert (defaults["CONN_MAX_AGE"], defaults["CONN_HEALTH_CHECKS"]) == (0, True)  # 27, pitfall 7
+    assert defaults["pool"]["timeout"] <= 3  # 26
+    assert defaults["pool"]["reconnect_timeout"] <= 10
+    assert defaults["pool"]["max_waiting"] > 0
+    assert defaults["cache"]["IGNORE_EXCEPTIONS"] is True  # 25
+    assert defaults["cache"]["SOCKET_CONNECT_TIMEOUT"] <= 0.5
+    assert defaults["cache"]["SOCKET_TIMEOUT"] <= 0.5

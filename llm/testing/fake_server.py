@@ -27,8 +27,8 @@ Control API (thread-safe; `reset()` restores everything):
   answers JSON calls (default: an instance of the request's
   schema whose "reply"-like strings hold ``text``). ``then`` breaks the stream after ``after``
   text frames: ``"cut"`` (socket closed mid-body), ``"error"`` (an error frame: OpenAI
-  ``{"error":…}``, Gemini 503), ``"stall"`` (silence for ``fake.stall_seconds``), ``"end"``
-  (clean end of body with no finish reason and no ``[DONE]``).
+  ``{"error":…}``, Gemini 503), ``"stall"`` (silence for ``fake.stall_seconds``), ``"garbage"``
+  (a frame that is not JSON), ``"end"`` (clean end of body with no finish reason and no ``[DONE]``).
 * ``fake.fail_next(429, retry_after=1, times=1)``: the next ``times`` requests fail before any
   byte of body with that HTTP status (401, 403, 404 unknown model, 429 with ``Retry-After``
   and Gemini ``RetryInfo``, 500, 503). ``fake.fail_next("cut" | "error" | "stall" | "end",
@@ -72,7 +72,7 @@ from urllib.parse import parse_qs, urlsplit
 from llm.schema import schema_instance
 
 GEMINI_PATH = re.compile(r"/models/(?P<model>[^/:]+):(?P<method>streamGenerateContent|generateContent)$")
-BREAKS = ("cut", "error", "stall", "end")
+BREAKS = ("cut", "error", "stall", "end", "garbage")
 GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
 GEMINI_STATUS = {
     400: "INVALID_ARGUMENT",
@@ -510,6 +510,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif then == "stall":
             self._wait(self.fake.stall_seconds)
             self._end_stream()
+        elif then == "garbage":
+            self._chunk(b'data: {"not": json, truncated\n\n')
+            self._end_stream()
         elif then == "end":
             self._end_stream()
         else:
@@ -610,6 +613,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._end_stream()
         elif then == "stall":
             self._wait(self.fake.stall_seconds)
+            self._end_stream()
+        elif then == "garbage":
+            self._chunk(b'data: {"not": json, truncated\n\n')
             self._end_stream()
         elif then == "end":
             self._end_stream()
