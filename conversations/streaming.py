@@ -11,7 +11,9 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 import structlog
@@ -63,10 +65,19 @@ TOO_LONG_ERROR = "The reply took too long and was stopped."
 SAVE_TIMEOUT_SECONDS = 8.0  # under daphne's 10 s application_close_timeout
 
 
+@cache
+def database_threads() -> ThreadPoolExecutor:
+    """The threads open streams visit the database on: as many as the pool has connections
+    (more could only wait for one), shared by every stream of the process."""
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool") or {}
+    return ThreadPoolExecutor(max_workers=pool.get("max_size", 10), thread_name_prefix="lia-db")
+
+
 def released(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` (sync, touching the database) made awaitable, giving its pooled connection back as
-    soon as it returns: between its short database visits an open stream holds no connection.
-    (Django would otherwise keep the request thread's connection until the response ends.)"""
+    soon as it returns: between its short database visits an open stream holds no connection
+    and no thread. (Django would otherwise keep the request thread, and its connection, until
+    the response ends.) Each call is whole (its own transaction), so any thread will do."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -74,7 +85,7 @@ def released(fn: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             connection.close()
 
-    return sync_to_async(call)
+    return sync_to_async(call, thread_sensitive=False, executor=database_threads())
 
 
 def sse_event(event_id: int, name: str, data: dict[str, Any]) -> bytes:

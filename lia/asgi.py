@@ -18,15 +18,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import django
 import structlog
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lia.settings.base")
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application() does
 
 from django.conf import settings  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
+from lia.handler import ASGIHandler  # noqa: E402
 from lia.shutdown import SHUTDOWN_GRACE_SECONDS, GracefulShutdown  # noqa: E402
 
 Scope = dict[str, Any]
@@ -126,6 +127,8 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+# Django's handler, letting a chat stream's request thread go while it streams (lia.handler).
+django_application = ASGIHandler()
 application: Any = GracefulShutdown(django_application, grace=SHUTDOWN_GRACE_SECONDS)
 if Path(settings.STATIC_ROOT).is_dir():
     application = ServeStaticASGI(application, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)

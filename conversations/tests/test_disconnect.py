@@ -7,15 +7,16 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
-from django.core.asgi import get_asgi_application
+from django.conf import settings
 from django.core.signals import request_finished
+from django.utils.module_loading import import_string
 
 from conversations.models import Message
 from conversations.tests.conftest import STREAM, body, parse_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-application = get_asgi_application()  # what lia.asgi serves, with the production middleware
+application = import_string(settings.ASGI_APPLICATION)  # what the server serves: lia.asgi's whole stack
 
 
 def http_scope(token: str, payload: bytes) -> dict:

@@ -92,6 +92,7 @@ def test_rename_ignores_everything_but_the_title(web, alice, bob):
 
 async def test_a_chat_turn_ignores_forged_ownership_roles_and_results(async_web, alice, bob):
     body = {"message": "Hello there", "provider": "offline", "sentiment_method": "local", **hostile_fields(bob.user.pk)}
+    body["id"] = "424242"  # the chat's `id` is the AI SDK's chat id: a string, accepted and ignored (§7.2)
 
     response = await async_web.post(STREAM, json.dumps(body), content_type="application/json", headers=alice.bearer)
     raw = b"".join([chunk async for chunk in response.streaming_content])
@@ -141,6 +142,8 @@ WRITABLE_FIELDS = {
         "model_settings.top_p",
         "model_settings.frequency_penalty",
         "model_settings.presence_penalty",
+        "id",  # the AI SDK's chat id and trigger: type-checked, then ignored
+        "trigger",
     },
     "GET /api/v1/chat/history": {"offset", "limit"},
     "GET /api/v1/chat/conversation/<str:conversation_id>": {"offset", "limit"},

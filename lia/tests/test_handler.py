@@ -1,0 +1,70 @@
+"""lia.handler: an open chat stream holds no thread of its own (issue #8, memory per stream), and
+everything Django and the stream do around it still happens."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+
+from conversations.models import Message
+from conversations.tests.conftest import body
+from conversations.tests.scripted import Script, ScriptedProvider
+from conversations.tests.test_disconnect import http_scope, read_until
+from lia.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+SHARED_POOLS = ("lia-db", "asyncio_")  # the streams' database threads, the loop's default executor
+
+
+def request_threads() -> set[str]:
+    """Live threads other than the shared pools: what requests start for themselves."""
+    return {t.name for t in threading.enumerate() if t.is_alive() and not t.name.startswith(SHARED_POOLS)}
+
+
+async def open_stream(token: str, payload: bytes) -> ApplicationCommunicator:
+    communicator = ApplicationCommunicator(application, http_scope(token, payload))
+    await communicator.send_input({"type": "http.request", "body": payload, "more_body": False})
+    assert (await communicator.receive_output(timeout=5))["status"] == 200
+    return communicator
+
+
+@pytest.fixture
+def scripted(settings):
+    settings.LLM_PROVIDERS = {
+        **settings.LLM_PROVIDERS,
+        "scripted": {"BACKEND": "conversations.tests.scripted.ScriptedProvider"},
+    }
+    ScriptedProvider.current = Script().reply(*[f"w{i} " for i in range(30)], delay=0.05)
+    yield
+    ScriptedProvider.current = Script()
+
+
+async def test_open_streams_hold_no_request_thread(alice, scripted, settings):
+    settings.CHAT_MAX_CONCURRENT_STREAMS = 10
+    payload = body("Hi")
+    before = request_threads()
+    streams = []
+    for index in range(6):
+        payload["message"] = f"turn {index}"
+        streams.append(await open_stream(alice.token, json.dumps(payload).encode()))
+    for communicator in streams:
+        await read_until(communicator, 1)
+
+    for _ in range(50):  # a released thread ends once it has handed back its last call
+        if request_threads() <= before:
+            break
+        await asyncio.sleep(0.02)
+    assert request_threads() - before == set()
+
+    for communicator in streams:
+        received = b""
+        while b"event: done" not in received:
+            received += (await communicator.receive_output(timeout=5)).get("body", b"")
+        await communicator.wait(timeout=5)
+    statuses = await sync_to_async(list)(Message.objects.filter(role="assistant").values_list("status", flat=True))
+    assert statuses == ["complete"] * 6
