@@ -1,9 +1,9 @@
 """Lia under a production ASGI server, in child processes, on 127.0.0.1 and a kernel-chosen port.
 
-daphne and uvicorn adopt a socket the runner bound and put in listen mode itself (so the listen
-backlog is ours, not daphne's Twisted default of 50); several workers are several processes
-accepting on that one socket. granian binds its own port (a free one found just before) and
-runs its own workers.
+daphne and uvicorn adopt sockets the runner bound and put in listen mode itself (so the listen
+backlog is ours, not daphne's Twisted default of 50): daphne workers one socket each, all on one
+port (SO_REUSEPORT, as `manage.py serve` runs them); uvicorn workers share one. granian binds its
+own port (a free one found just before) and runs its own workers.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from lia.management.commands.serve import listening_sockets
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "lia.asgi:application"
@@ -105,10 +107,10 @@ class LiaServer:
     tracemalloc_dir: Path | None = None  # daphne only: run it under bench.traced
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     url: str = ""
-    _socket: socket.socket | None = None
+    _sockets: list[socket.socket] = field(default_factory=list)
     _log: IO[bytes] | None = None
 
-    def commands(self) -> tuple[list[list[str]], tuple[int, ...]]:
+    def commands(self) -> list[tuple[list[str], tuple[int, ...]]]:
         python = sys.executable
         if self.kind == "granian":
             port = free_port()
@@ -134,30 +136,37 @@ class LiaServer:
                 "uvloop" if self.uvicorn_loop != "asyncio" else "asyncio",
                 APP,
             ]
-            return [command], ()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(self.backlog)
-        sock.set_inheritable(True)
-        self._socket = sock
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        fd = str(sock.fileno())
+            return [(command, ())]
         if self.kind == "daphne":
-            # As the Dockerfile runs it (access log on stdout at the default verbosity 1).
+            # As the Docker image runs it (`manage.py serve`): a socket per worker on one port
+            # (SO_REUSEPORT), daphne's access log on stdout at its default verbosity 1.
+            self._sockets = listening_sockets("127.0.0.1", 0, count=self.workers, backlog=self.backlog)
             module = "bench.traced" if self.tracemalloc_dir else "daphne"
-            command = [python, "-m", module, "--fd", fd, "-v", str(self.daphne_verbosity), APP]
+            commands = [
+                ([python, "-m", module, "--fd", str(s.fileno()), "-v", str(self.daphne_verbosity), APP], (s.fileno(),))
+                for s in self._sockets
+            ]
         else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(self.backlog)
+            self._sockets = [sock]
+            fd = str(sock.fileno())
             command = [python, "-m", "bench.serve_uvicorn", "--fd", fd, "--loop", self.uvicorn_loop]
-        return [command] * self.workers, (sock.fileno(),)
+            commands = [(command, (sock.fileno(),))] * self.workers
+        for sock in self._sockets:
+            sock.set_inheritable(True)
+        self.url = f"http://127.0.0.1:{self._sockets[0].getsockname()[1]}"
+        return commands
 
     def start(self, timeout: float = 60.0) -> LiaServer:
-        commands, fds = self.commands()
+        commands = self.commands()
         if self.tracemalloc_dir is not None:
             self.tracemalloc_dir.mkdir(parents=True, exist_ok=True)
             self.env = {**self.env, "BENCH_TRACEMALLOC_DIR": str(self.tracemalloc_dir)}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        for command in commands:
+        for command, fds in commands:
             self.processes.append(
                 subprocess.Popen(
                     command,
@@ -211,9 +220,9 @@ class LiaServer:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
         self.processes.clear()
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
         if self._log is not None:
             self._log.close()
             self._log = None

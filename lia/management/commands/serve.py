@@ -1,13 +1,14 @@
-"""`manage.py serve`: Lia in production, one daphne process per core on one listening socket.
+"""`manage.py serve`: Lia in production, one daphne process per core, all on one port.
 
 Lia's chat streams are CPU-bound in Python, so one process uses about one core (README
-"Performance": two processes on two cores served 1.7x the streams of one). This command binds
-the socket itself (with a listen backlog far above Twisted's 50, so a burst of connections is not
-left to SYN retransmits) and starts the workers with `daphne --fd`: the kernel spreads new
-connections over them. It supervises them as a container's main process should: SIGTERM or
-SIGINT is passed to every worker, which ends its open streams as client disconnects (their
-partial replies are stored, lia.shutdown); if a worker dies, the others are stopped and the
-command exits non-zero, so the platform restarts the container.
+"Performance"). This command binds one socket per worker on the same port (SO_REUSEPORT, each
+with a listen backlog far above Twisted's 50, so a burst of connections is not left to SYN
+retransmits) and starts each worker with `daphne --fd` on its own: the kernel spreads new
+connections evenly over them (on one shared socket, the worker that wakes first accepts a whole
+burst). It supervises them as a container's main process should: SIGTERM or SIGINT is passed to
+every worker, which ends its open streams as client disconnects (their partial replies are
+stored, lia.shutdown); if a worker dies, the others are stopped and the command exits non-zero,
+so the platform restarts the container.
 """
 
 import os
@@ -43,11 +44,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, workers: int, backlog: int, **options: Any) -> None:
         if workers < 1:
             raise CommandError("--workers must be at least 1")
-        listener = socket.create_server((host, port), backlog=backlog, reuse_port=False)
-        address = listener.getsockname()
-        command = [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "lia.asgi:application"]
-        processes = [subprocess.Popen(command, pass_fds=(listener.fileno(),)) for _ in range(workers)]  # noqa: S603
-        listener.close()  # the workers hold it
+        listeners = listening_sockets(host, port, count=workers, backlog=backlog)
+        address = listeners[0].getsockname()
+        processes = [
+            subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "lia.asgi:application"],
+                pass_fds=(listener.fileno(),),
+            )
+            for listener in listeners
+        ]
+        for listener in listeners:
+            listener.close()  # each worker holds its own
         self.stdout.write(f"Lia serving on http://{address[0]}:{address[1]} with {workers} daphne worker(s)")
         self.stdout.flush()
 
@@ -71,6 +78,17 @@ class Command(BaseCommand):
             codes = ", ".join(str(process.returncode) for process in failed)
             raise CommandError(f"a worker exited (code {codes}); the others were stopped")
         self.stdout.write("Lia stopped")
+
+
+def listening_sockets(host: str, port: int, *, count: int, backlog: int) -> list[socket.socket]:
+    """`count` listening sockets on one address (port 0: a free one, the same for all), which the
+    kernel balances new connections over (SO_REUSEPORT), or one shared socket where the platform
+    has no SO_REUSEPORT."""
+    if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        return [socket.create_server((host, port), backlog=backlog)] * count
+    first = socket.create_server((host, port), backlog=backlog, reuse_port=True)
+    port = first.getsockname()[1]
+    return [first, *(socket.create_server((host, port), backlog=backlog, reuse_port=True) for _ in range(count - 1))]
 
 
 def default_workers() -> int:
