@@ -117,14 +117,17 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
         return TurnStart(
             conversation.pk, user_message.pk, assistant_message.pk, history=[], earlier_turn_in_flight=False
         )
+    # In this order: a reply that is no longer in flight is stored, so the history read next has
+    # it. (Read first, the history could miss a reply stored a moment before the check.)
+    in_flight = conversation_has_turn_in_flight(
+        conversation_id=conversation.pk, before_id=user_message.pk, alive_since=heartbeat_cutoff(now)
+    )
     return TurnStart(
         conversation_id=conversation.pk,
         user_message_id=user_message.pk,
         assistant_message_id=assistant_message.pk,
         history=turn_history(conversation_id=conversation.pk, user_message_id=user_message.pk),
-        earlier_turn_in_flight=conversation_has_turn_in_flight(
-            conversation_id=conversation.pk, before_id=user_message.pk, alive_since=heartbeat_cutoff(now)
-        ),
+        earlier_turn_in_flight=in_flight,
     )
 
 
