@@ -1,9 +1,12 @@
 """Timeouts, retries and prompt cleanup around a vendor stream, shared by the SDK adapters.
 
-`guarded_stream` runs the adapter's own delta generator in a pump task that feeds a queue,
-and reads the queue with the first-token, idle and total timeouts. Cancelling the pump task
-closes the SDK stream and its HTTP response on both SDKs, even when our consumer is cancelled
-while parked elsewhere; a plain `aclose()` of the Gemini iterator does not (ECOSYSTEM §2.7).
+`guarded_stream` reads the adapter's own delta generator under the first-token, idle and total
+timeouts, and raises every failure as an LLMError. A timeout cancels the read it bounds, which
+closes the SDK stream and its HTTP response (the turn ends there anyway). Gemini's SDK iterator
+does not close its response on a plain `aclose()` when its consumer is parked elsewhere
+(ECOSYSTEM §2.7), so the Gemini adapter reads it through `pumped`: in a task of its own, which
+closing cancels. The OpenAI SDK's stream closes either way and is read directly: one task and
+one queue less per reply.
 
 Retries (bounded, exponential backoff, a vendor's Retry-After honoured up to a cap) happen
 only before the first delta: after that the user has seen text and a new attempt would
@@ -67,39 +70,34 @@ class CallPolicy:
 _END = object()
 
 
-class _Pump:
-    """Iterate `source` in its own task, handing items (or its exception) over a queue."""
-
-    def __init__(self, source: AsyncIterator[Delta]) -> None:
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.task = asyncio.create_task(self._run(source))
-
-    async def _run(self, source: AsyncIterator[Delta]) -> None:
-        try:
-            async for item in source:
-                await self.queue.put(item)
-        except Exception as exc:
-            await self.queue.put(_Failed(exc))
-        else:
-            await self.queue.put(_END)
-
-    async def get(self, seconds: float) -> Any:
-        # Per delta: an item already waiting is taken at once, and waiting uses asyncio.timeout,
-        # which (unlike wait_for on 3.11) creates no task per call.
-        if not self.queue.empty():
-            return self.queue.get_nowait()
-        async with asyncio.timeout(max(seconds, 0)):
-            return await self.queue.get()
-
-    async def close(self) -> None:
-        if not self.task.done():
-            self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
 @dataclass(frozen=True)
 class _Failed:
     exc: Exception
+
+
+async def pumped(source: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """Re-yield `source`, iterated in a task of its own that closing this generator cancels,
+    wherever the consumer is parked: how the Gemini SDK's stream gets closed (ECOSYSTEM §2.7)."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                queue.put_nowait(item)
+        except Exception as exc:  # handed to the consumer
+            queue.put_nowait(_Failed(exc))
+        else:
+            queue.put_nowait(_END)
+
+    task = asyncio.create_task(pump())
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def guarded_stream(
@@ -116,22 +114,25 @@ async def guarded_stream(
     attempt = 0
     started = False
     while True:
-        pump = _Pump(open_stream())
+        source = open_stream()
         try:
             while True:
                 remaining = deadline - loop.time()
                 wait = policy.idle_timeout if started else policy.first_token_timeout
                 try:
-                    item = await pump.get(min(wait, remaining))
+                    async with asyncio.timeout(max(min(wait, remaining), 0)):
+                        item = await anext(source)  # type: ignore[call-overload]
+                except StopAsyncIteration:
+                    return
                 except TimeoutError:
                     which = "total" if remaining <= wait else ("idle" if started else "first_token")
                     raise ProviderTimeout(
                         f"{provider}: no data within the {which} timeout", provider=provider
                     ) from None
-                if item is _END:
-                    return
-                if isinstance(item, _Failed):
-                    raise _as_llm_error(item.exc, classify)
+                except LLMError:
+                    raise
+                except Exception as exc:
+                    raise _as_llm_error(exc, classify) from exc
                 started = True
                 yield item
         except LLMError as error:
@@ -144,7 +145,7 @@ async def guarded_stream(
                 raise
             logger.info("llm.call.retry", provider=provider, model=model, attempt=attempt, delay=round(delay, 3))
         finally:
-            await pump.close()
+            await source.aclose()  # type: ignore[attr-defined]
         await asyncio.sleep(delay)
 
 

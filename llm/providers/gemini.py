@@ -24,7 +24,7 @@ from llm.exceptions import (
 )
 from llm.interface import ChatMessage, ChatOptions, Delta, Finish, TextDelta, ThoughtDelta, Usage
 from llm.providers._common import parse_json_object, retry_after_from_google_details, retry_after_from_headers
-from llm.resilience import CallPolicy, guarded_call, guarded_stream
+from llm.resilience import CallPolicy, guarded_call, guarded_stream, pumped
 
 CONTENT_FILTER = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})
 
@@ -109,7 +109,7 @@ class GeminiProvider:
         chunks = await self._client().aio.models.generate_content_stream(
             model=options.model, contents=self._contents(messages), config=self._config(options, thoughts=True)
         )
-        async for chunk in chunks:
+        async for chunk in pumped(chunks):  # closing it closes the response (llm.resilience)
             if chunk.usage_metadata is not None:
                 usage = _usage(chunk.usage_metadata)
             candidate = chunk.candidates[0] if chunk.candidates else None
