@@ -23,6 +23,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DISCONNECT: Message = {"type": "http.disconnect"}
+SHUTDOWN = "lia.shutdown"  # the message of the cancellation that stands for a disconnect
 # Within daphne's 10 s application_close_timeout; a stream's own final save gives up at 8 s.
 SHUTDOWN_GRACE_SECONDS = 9.0
 
@@ -43,22 +44,23 @@ class GracefulShutdown:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        stopping = asyncio.Event()
+        stopping = False
+        receiving: asyncio.Task[Any] | None = None  # the task parked in receive(), if any
 
         async def receive_or_disconnect() -> Message:
-            if stopping.is_set():
+            nonlocal receiving
+            if stopping:
                 return DISCONNECT
-            received = asyncio.ensure_future(receive())
-            stopped = asyncio.ensure_future(stopping.wait())
+            receiving = asyncio.current_task()
             try:
-                await asyncio.wait({received, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                return await receive()
+            except asyncio.CancelledError as exc:
+                if not (stopping and exc.args == (SHUTDOWN,)):
+                    raise
+                receiving.uncancel()  # type: ignore[union-attr]  # ours, answered with a disconnect
+                return DISCONNECT
             finally:
-                for waiter in (received, stopped):
-                    if not waiter.done():
-                        waiter.cancel()
-            if received.done() and not received.cancelled():
-                return received.result()
-            return DISCONNECT
+                receiving = None
 
         request = asyncio.ensure_future(self.app(scope, receive_or_disconnect, send))
         try:
@@ -66,8 +68,11 @@ class GracefulShutdown:
         except asyncio.CancelledError:
             if request.done():
                 raise
-            # The server is shutting down: let the request clean up as after a disconnect.
-            stopping.set()
+            # The server is shutting down: let the request clean up as after a disconnect. The
+            # task waiting for the client's next message (Django's disconnect listener) gets it.
+            stopping = True
+            if receiving is not None:
+                receiving.cancel(SHUTDOWN)
             await self._wind_down(request)
             raise
 

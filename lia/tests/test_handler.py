@@ -8,6 +8,7 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
+from django.db import connection
 
 from conversations.models import Message
 from conversations.tests.conftest import body
@@ -66,5 +67,12 @@ async def test_open_streams_hold_no_request_thread(alice, scripted, settings):
         while b"event: done" not in received:
             received += (await communicator.receive_output(timeout=5)).get("body", b"")
         await communicator.wait(timeout=5)
-    statuses = await sync_to_async(list)(Message.objects.filter(role="assistant").values_list("status", flat=True))
+    statuses = await sync_to_async(stored_statuses)()
     assert statuses == ["complete"] * 6
+
+
+def stored_statuses() -> list[str]:
+    try:
+        return list(Message.objects.filter(role="assistant").values_list("status", flat=True))
+    finally:
+        connection.close()  # asgiref's worker thread: PostgreSQL must be able to drop the test database

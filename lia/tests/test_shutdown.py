@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
-from django.core.asgi import get_asgi_application
 from django.db import connections
 
 from conversations.models import Message
 from conversations.tests.test_disconnect import http_scope as stream_scope
+from lia.handler import ASGIHandler
 from lia.shutdown import GracefulShutdown
 
 
@@ -32,7 +32,7 @@ async def test_shutdown_mid_stream_stores_the_partial_reply(alice, fake_llm_prov
     words = [f"w{i} " for i in range(100)]
     fake_llm_providers.script(chunks=words, delay=0.05)
     payload = json.dumps({"message": "Hi", "provider": "openai", "model": "gpt-4o-mini"}).encode()
-    app = GracefulShutdown(get_asgi_application(), grace=5)
+    app = GracefulShutdown(ASGIHandler(), grace=5)
     communicator = ApplicationCommunicator(app, stream_scope(alice.token, payload))
     await communicator.send_input({"type": "http.request", "body": payload})
     assert (await communicator.receive_output(timeout=5))["status"] == 200
@@ -106,7 +106,7 @@ async def test_a_lost_cancellation_is_repeated():
 
 async def test_requests_pass_through_unchanged(db):
     communicator = ApplicationCommunicator(
-        GracefulShutdown(get_asgi_application(), grace=5),
+        GracefulShutdown(ASGIHandler(), grace=5),
         {**stream_scope("", b""), "method": "GET", "path": "/health/live", "raw_path": b"/health/live", "headers": []},
     )
     await communicator.send_input({"type": "http.request", "body": b""})
