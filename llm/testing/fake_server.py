@@ -145,6 +145,14 @@ class Recorded:
         return self.body.get("model") if isinstance(self.body, dict) else None
 
 
+def _readable(sock: socket.socket, seconds: float) -> bool:
+    """select() for one socket, by poll(): select() refuses descriptors past 1023, which a
+    benchmark holding a thousand streams open reaches."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(seconds * 1000))
+
+
 class ClientGone(Exception):
     """The client closed the connection before the response ended."""
 
@@ -376,8 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_client(self) -> None:
         """Raise ClientGone if the client closed its end (readable + EOF: it sends nothing else)."""
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        if readable:
+        if _readable(self.connection, 0):
             try:
                 if self.connection.recv(1, socket.MSG_PEEK) == b"":
                     raise ClientGone
@@ -388,8 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Sleep, noticing a client that goes away meanwhile (and a server that stops)."""
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0 and not self.fake.stopping.is_set():
-            readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.05))
-            if readable:
+            if _readable(self.connection, min(remaining, 0.05)):
                 self._check_client()
                 time.sleep(min(remaining, 0.05))
 
