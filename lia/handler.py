@@ -7,16 +7,16 @@ thousand open streams were a thousand idle threads, each with its stack, its thr
 its own database wrapper (README "Performance"), and each request paid for a second thread that
 asgiref starts only to join the first.
 
-Here the request's thread is a `RequestThread`: started on first use, as before, and let go
-once a streaming response starts to be sent. The stream's own database visits run on a small
-shared pool (conversations.streaming.released), and what Django still runs at the end
-(request_finished, closing the response) starts a fresh thread for a moment.
+Here the request's thread is a `RequestThread`: taken on first use, as before, given back once
+a streaming response starts to be sent, and kept for the next requests. The stream's own
+database visits run on a small shared pool (conversations.streaming.released), and what Django
+still runs at the end (request_finished, closing the response) takes a thread again for a moment.
 """
 
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ClassVar
 
 from asgiref.sync import ThreadSensitiveContext
 from django.core.handlers import asgi
@@ -27,20 +27,31 @@ _request_thread: ContextVar["RequestThread"] = ContextVar("lia_request_thread")
 
 class RequestThread(Executor):
     """One request's thread for its thread-sensitive calls (asgiref runs them one at a time):
-    started when first needed, ended by `release()`, started again if needed after that."""
+    taken when first needed, given back by `release()`, taken again if needed after that.
+
+    Threads are kept for the next requests (up to KEEP_IDLE of them), as a WSGI server keeps
+    its threads: starting one blocks the event loop until the new thread runs, which under
+    load can be a whole GIL switch interval. Only the event loop's thread calls these methods."""
+
+    KEEP_IDLE = 32
+    _idle: ClassVar[list[ThreadPoolExecutor]] = []
 
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lia-request")
+            idle = RequestThread._idle
+            self._executor = idle.pop() if idle else ThreadPoolExecutor(1, thread_name_prefix="lia-request")
         return self._executor.submit(fn, *args, **kwargs)
 
     def release(self) -> None:
-        """Let the thread end once it is idle (it is: its caller awaits each call it makes)."""
+        """Give the thread back; it is idle (its caller awaits each call it makes)."""
         if self._executor is not None:
-            self._executor.shutdown(wait=False)
+            if len(RequestThread._idle) < self.KEEP_IDLE:
+                RequestThread._idle.append(self._executor)
+            else:
+                self._executor.shutdown(wait=False)
             self._executor = None
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -15,16 +15,22 @@ from conversations.tests.conftest import body
 from conversations.tests.scripted import Script, ScriptedProvider
 from conversations.tests.test_disconnect import http_scope, read_until
 from lia.asgi import application
+from lia.handler import RequestThread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-SHARED_POOLS = ("lia-db", "asyncio_")  # the streams' database threads, the loop's default executor
+# The streams' database threads, the loop's default executor, and request threads kept for reuse.
+SHARED_POOLS = ("lia-db", "asyncio_", "lia-request")
 
 
 def request_threads() -> set[str]:
     """Live threads other than the shared pools: what requests start for themselves."""
     return {t.name for t in threading.enumerate() if t.is_alive() and not t.name.startswith(SHARED_POOLS)}
+
+
+def kept_request_threads() -> int:
+    return sum(t.name.startswith("lia-request") and t.is_alive() for t in threading.enumerate())
 
 
 async def open_stream(token: str, payload: bytes) -> ApplicationCommunicator:
@@ -61,6 +67,8 @@ async def test_open_streams_hold_no_request_thread(alice, scripted, settings):
             break
         await asyncio.sleep(0.02)
     assert request_threads() - before == set()
+    assert kept_request_threads() <= RequestThread.KEEP_IDLE  # taken by turns, given back: not one per stream
+    assert len(RequestThread._idle) == kept_request_threads()  # all of them idle while the streams stream
 
     for communicator in streams:
         received = b""
