@@ -16,9 +16,9 @@ from typing import Any
 
 
 async def measure(path: str, requests: int) -> float:
-    from django.core.asgi import get_asgi_application
+    from lia.handler import ASGIHandler
 
-    application = get_asgi_application()
+    application = ASGIHandler()  # what lia.asgi serves, without the outer ASGI wrappers
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
