@@ -3,7 +3,6 @@ assistant placeholder, committed before the first byte) and after it (the reply,
 the sentiment, in one transaction under the conversation's row lock, so concurrent turns never
 half-write the running state)."""
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -185,31 +184,6 @@ def turn_finish(
         completion_tokens=result.completion_tokens,
     )
     return sentiment_data
-
-
-def turn_finish_durably(
-    *, turn: TurnStart, result: TurnResult, sentiment_fold: SentimentFold | None = None, within: float
-) -> dict[str, Any] | None:
-    """turn_finish, retried with backoff for up to `within` seconds while the database is
-    unreachable (restart, failover, exhausted pool), each time on a fresh connection."""
-    deadline = time.monotonic() + within
-    delay = 0.2
-    while True:
-        try:
-            return turn_finish(turn=turn, result=result, sentiment_fold=sentiment_fold)
-        except (OperationalError, InterfaceError) as exc:
-            connection.close()
-            if time.monotonic() + delay > deadline:
-                logger.error(
-                    "chat.turn.save_gave_up",
-                    conversation_id=str(turn.conversation_id),
-                    message_id=turn.assistant_message_id,
-                    error=type(exc).__name__,
-                )
-                raise
-            logger.warning("chat.turn.save_retry", message_id=turn.assistant_message_id, error=type(exc).__name__)
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
 
 def turn_checkpoint(*, turn: TurnStart, content: str) -> None:

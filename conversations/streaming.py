@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from conversations.models import TurnStatus
 from conversations.selectors import conversation_has_turn_in_flight
@@ -30,7 +30,7 @@ from conversations.services import (
     TurnStart,
     heartbeat_cutoff,
     turn_checkpoint,
-    turn_finish_durably,
+    turn_finish,
     turn_history,
 )
 from llm import (
@@ -70,8 +70,9 @@ SAVE_TIMEOUT_SECONDS = 8.0  # under daphne's 10 s application_close_timeout
 def database_threads() -> ThreadPoolExecutor:
     """The threads open streams visit the database on: as many as the pool has connections
     (more could only wait for one), shared by every stream of the process."""
-    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool") or {}
-    return ThreadPoolExecutor(max_workers=pool.get("max_size", 10), thread_name_prefix="lia-db")
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    size = pool.get("max_size", 10) if isinstance(pool, dict) else 10
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="lia-db")
 
 
 def released(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -254,12 +255,29 @@ def _chat_messages(plan: TurnPlan) -> list[ChatMessage]:
 async def _save(
     plan: TurnPlan, result: TurnResult, fold: SentimentFold | None = None, *, within: float | None = None
 ) -> dict[str, Any] | None:
-    return await released(turn_finish_durably)(
-        turn=plan.turn,
-        result=result,
-        sentiment_fold=fold,
-        within=settings.CHAT_SAVE_RETRY_SECONDS if within is None else within,
-    )
+    """turn_finish, retried with backoff for up to `within` seconds (CHAT_SAVE_RETRY_SECONDS)
+    while the database is unreachable (restart, failover, exhausted pool), each attempt on a
+    fresh connection. The waits between attempts hold no thread: the streams of a process share
+    a few (`database_threads`), and one stream's outage must not stall the others' saves."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (settings.CHAT_SAVE_RETRY_SECONDS if within is None else within)
+    finish = released(turn_finish)
+    delay = 0.2
+    while True:
+        try:
+            return await finish(turn=plan.turn, result=result, sentiment_fold=fold)
+        except (OperationalError, InterfaceError) as exc:
+            if loop.time() + delay > deadline:
+                logger.error(
+                    "chat.turn.save_gave_up",
+                    conversation_id=str(plan.turn.conversation_id),
+                    message_id=plan.turn.assistant_message_id,
+                    error=type(exc).__name__,
+                )
+                raise
+            logger.warning("chat.turn.save_retry", message_id=plan.turn.assistant_message_id, error=type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 async def _final_save(plan: TurnPlan, result: TurnResult, fold: SentimentFold | None = None) -> dict[str, Any] | None:

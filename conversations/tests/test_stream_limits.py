@@ -1,6 +1,7 @@
 """Per-user stream cap, checkpoints, the sweep of orphaned replies, and durable saves."""
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -8,11 +9,12 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError
 from django.utils import timezone
 
-from conversations import services
+from conversations import services, streaming
 from conversations.models import Conversation, Message, TurnStatus
-from conversations.services import TurnResult, streaming_messages_sweep, turn_finish_durably
+from conversations.services import TurnResult, streaming_messages_sweep
 from conversations.tests.conftest import body, read_stream
 from conversations.tests.test_disconnect import open_stream, read_until, wait_for_status
+from llm import ChatOptions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,39 +121,42 @@ async def test_a_new_turn_does_not_wait_for_an_orphaned_reply(async_web, alice, 
     assert response.status_code == 200
 
 
-def test_finished_replies_are_saved_through_a_database_outage(alice, monkeypatch):
+def turn_of(alice) -> tuple[services.TurnStart, Message]:
     conversation = Conversation.objects.create(user=alice.user)
     user = Message.objects.create(conversation=conversation, role="user", content="hi")
     assistant = Message.objects.create(conversation=conversation, role="assistant", status="streaming")
-    turn = services.TurnStart(conversation.pk, user.pk, assistant.pk, [], False)
-    real_finish = services.turn_finish
+    return services.TurnStart(conversation.pk, user.pk, assistant.pk, [], False), assistant
+
+
+async def test_finished_replies_are_saved_through_a_database_outage(alice, monkeypatch):
+    turn, assistant = await sync_to_async(turn_of)(alice)
     failures = iter([OperationalError("server closed the connection"), OperationalError("connection refused")])
 
     def flaky_finish(**kwargs):
         failure = next(failures, None)
         if failure:
             raise failure
-        return real_finish(**kwargs)
+        return services.turn_finish(**kwargs)
 
-    monkeypatch.setattr(services, "turn_finish", flaky_finish)
-    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(streaming, "turn_finish", flaky_finish)
+    plan = streaming.TurnPlan(turn, "hi", "scripted", "m", ChatOptions(model="m"), "local")
 
-    turn_finish_durably(
-        turn=turn, result=TurnResult(content="kept", status=TurnStatus.COMPLETE, model_info={}), within=30
-    )
+    await streaming._save(plan, TurnResult(content="kept", status=TurnStatus.COMPLETE, model_info={}), within=30)
 
-    assistant.refresh_from_db()
+    await sync_to_async(assistant.refresh_from_db)()
     assert (assistant.content, assistant.status) == ("kept", "complete")
 
 
-def test_a_save_that_keeps_failing_gives_up_and_says_so(alice, monkeypatch):
+async def test_a_save_that_keeps_failing_gives_up_and_says_so(alice, monkeypatch, caplog):
     def down(**kwargs):
         raise OperationalError("down")
 
-    monkeypatch.setattr(services, "turn_finish", down)
-    turn = services.TurnStart(None, 1, 2, [], False)
+    monkeypatch.setattr(streaming, "turn_finish", down)
+    turn = services.TurnStart(uuid.uuid4(), 1, 2, [], False)
+    plan = streaming.TurnPlan(turn, "hi", "scripted", "m", ChatOptions(model="m"), "local")
 
     with pytest.raises(OperationalError):
-        turn_finish_durably(
-            turn=turn, result=TurnResult(content="", status=TurnStatus.FAILED, model_info={}), within=0.3
-        )
+        await streaming._save(plan, TurnResult(content="", status=TurnStatus.FAILED, model_info={}), within=0.3)
+
+    assert "chat.turn.save_gave_up" in caplog.text
+    assert str(turn.conversation_id) in caplog.text
