@@ -57,7 +57,9 @@ class GracefulShutdown:
             except asyncio.CancelledError as exc:
                 if not (stopping and exc.args == (SHUTDOWN,)):
                     raise
-                receiving.uncancel()  # type: ignore[union-attr]  # ours, answered with a disconnect
+                # Ours, answered with a disconnect; unless Django cancelled the task as well.
+                if receiving.uncancel() > 0:  # type: ignore[union-attr]
+                    raise
                 return DISCONNECT
             finally:
                 receiving = None
