@@ -44,6 +44,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, workers: int, backlog: int, **options: Any) -> None:
         if workers < 1:
             raise CommandError("--workers must be at least 1")
+        # Before any worker starts: a stop signal from now on ends them all.
+        stopping: list[int] = []
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, lambda received, frame: stopping.append(received))
         listeners = listening_sockets(host, port, count=workers, backlog=backlog)
         address = listeners[0].getsockname()
         processes = [
@@ -58,9 +62,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Lia serving on http://{address[0]}:{address[1]} with {workers} daphne worker(s)")
         self.stdout.flush()
 
-        stopping: list[int] = []
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, lambda received, frame: stopping.append(received))
         while not stopping and all(process.poll() is None for process in processes):
             time.sleep(0.2)
         failed = [process for process in processes if process.poll() is not None]
