@@ -7,6 +7,7 @@ retries before the first token, and runs the SDK iterator in a pump task, becaus
 on the SDK's generator leaves the HTTP response open (ECOSYSTEM §2.7).
 """
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -109,18 +110,20 @@ class GeminiProvider:
         chunks = await self._client().aio.models.generate_content_stream(
             model=options.model, contents=self._contents(messages), config=self._config(options, thoughts=True)
         )
-        async for chunk in pumped(chunks):  # closing it closes the response (llm.resilience)
-            if chunk.usage_metadata is not None:
-                usage = _usage(chunk.usage_metadata)
-            candidate = chunk.candidates[0] if chunk.candidates else None
-            if candidate is not None and candidate.content is not None:
-                for part in candidate.content.parts or []:
-                    if part.text:
-                        yield ThoughtDelta(part.text) if part.thought else TextDelta(part.text)
-            if candidate is not None and candidate.finish_reason is not None:
-                finish_reason = finish_reason_of(candidate.finish_reason)
-            if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason is not None:
-                finish_reason = "content_filter"  # a blocked prompt: no candidate content at all
+        # Read in a task of its own that closing cancels: that closes the response (llm.resilience).
+        async with contextlib.aclosing(pumped(chunks)) as pumped_chunks:
+            async for chunk in pumped_chunks:
+                if chunk.usage_metadata is not None:
+                    usage = _usage(chunk.usage_metadata)
+                candidate = chunk.candidates[0] if chunk.candidates else None
+                if candidate is not None and candidate.content is not None:
+                    for part in candidate.content.parts or []:
+                        if part.text:
+                            yield ThoughtDelta(part.text) if part.thought else TextDelta(part.text)
+                if candidate is not None and candidate.finish_reason is not None:
+                    finish_reason = finish_reason_of(candidate.finish_reason)
+                if chunk.prompt_feedback is not None and chunk.prompt_feedback.block_reason is not None:
+                    finish_reason = "content_filter"  # a blocked prompt: no candidate content at all
         if finish_reason is None:
             raise ProviderUnavailable(f"{self.name}: stream ended without a finish reason", provider=self.name)
         yield Finish(finish_reason, usage)
