@@ -32,14 +32,23 @@ def check_django_middleware_settings(app_configs: Any = None, **kwargs: Any) -> 
     the like only run when the dotted paths of its Security, X-Frame-Options and CSRF middleware
     are in MIDDLEWARE. Lia installs the first two as subclasses (lia.middleware) and has the
     admin's csrf_protect for the third, so run those checks as if the originals were installed
-    (their "not installed" warnings, W001-W003, are silenced in settings)."""
+    (their "not installed" warnings, W001-W003, are silenced in settings: lia.W005 stands in for
+    the first two)."""
     installed = settings.MIDDLEWARE
+    missing = [
+        Warning(
+            f"{ours} (or {theirs}) is not in MIDDLEWARE: responses lack the headers it sets.",
+            id="lia.W005",
+        )
+        for ours, theirs in DJANGO_MIDDLEWARE.items()
+        if ours not in installed and theirs not in installed
+    ]
     settings.MIDDLEWARE = [
         *(DJANGO_MIDDLEWARE.get(name, name) for name in installed),
         "django.middleware.csrf.CsrfViewMiddleware",
     ]
     try:
-        return [message for check in DJANGO_MIDDLEWARE_CHECKS for message in check(app_configs)]
+        return missing + [message for check in DJANGO_MIDDLEWARE_CHECKS for message in check(app_configs)]
     finally:
         settings.MIDDLEWARE = installed
 

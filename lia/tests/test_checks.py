@@ -48,6 +48,7 @@ def test_secure_settings_raise_nothing(settings):
         ({"SESSION_COOKIE_SECURE": False}, "security.W010"),  # sessions app (admin-only middleware)
         ({"CSRF_COOKIE_SECURE": False}, "security.W016"),
         ({"DEBUG": True}, "security.W018"),
+        ({"MIDDLEWARE": ["lia.middleware.RequestContextMiddleware"]}, "lia.W005"),
     ],
 )
 def test_insecure_settings_fail_the_deployment_checklist(settings, overrides, problem):
