@@ -44,6 +44,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, workers: int, backlog: int, **options: Any) -> None:
         if workers < 1:
             raise CommandError("--workers must be at least 1")
+        if ":" in host:  # daphne adopts a passed socket as IPv4 (its fd endpoint's default)
+            raise CommandError("--host must be an IPv4 address (use a proxy in front for IPv6)")
         # Before any worker starts: a stop signal from now on ends them all.
         stopping: list[int] = []
         for signum in STOP_SIGNALS:
