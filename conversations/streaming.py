@@ -10,7 +10,6 @@ interrupted, saved in `finally`, and the cancellation re-raised).
 import asyncio
 import json
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -40,6 +39,7 @@ from llm import (
     Finish,
     LLMError,
     Provider,
+    Pump,
     ResolvedProvider,
     TextDelta,
     ThoughtDelta,
@@ -148,54 +148,16 @@ class StreamTooLong(Exception):
     pass
 
 
-class _Mailbox:
-    """What asyncio.Queue does for one producer and one consumer, in a quarter of its memory:
-    every open stream holds one (README "Performance")."""
-
-    __slots__ = ("items", "waiter")
-
-    def __init__(self) -> None:
-        self.items: deque[Any] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-
-    def put(self, item: Any) -> None:
-        self.items.append(item)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def get(self) -> Any:
-        """The next item; cancelling the wait loses nothing."""
-        while not self.items:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        return self.items.popleft()
-
-
 async def _with_keepalive(
     source: AsyncIterator[Delta], *, interval: float, deadline: float
 ) -> AsyncIterator[Delta | bytes]:
     """Re-yield `source`, plus KEEPALIVE after `interval` seconds of silence.
 
-    The source runs in its own task feeding a mailbox, so waiting on the mailbox can time out
-    without cancelling the provider; cancelling the task closes the provider's stream (and so
-    the upstream HTTP response) promptly, wherever it is parked.
+    The source runs in a Pump, so waiting for it can time out without cancelling the provider;
+    closing the pump closes the provider's stream (and so the upstream HTTP response) promptly,
+    wherever it is parked.
     """
-    queue = _Mailbox()
-
-    async def pump() -> None:
-        try:
-            async for delta in source:
-                queue.put(delta)
-            queue.put(None)
-        except Exception as exc:  # handed to the consumer, which decides what the user sees
-            queue.put(exc)
-        finally:
-            await source.aclose()  # type: ignore[attr-defined]
-
-    task = asyncio.create_task(pump())
+    pump = Pump(source)
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -205,20 +167,17 @@ async def _with_keepalive(
                 # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation (the
                 # client's disconnect) that lands in the same loop turn as the item it awaits.
                 async with asyncio.timeout(min(interval, remaining)):
-                    item = await queue.get()
+                    item = await pump.get()
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     raise StreamTooLong() from None
                 yield KEEPALIVE
                 continue
-            if item is None:
+            except StopAsyncIteration:
                 return
-            if isinstance(item, BaseException):
-                raise item
             yield item
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await pump.close()
 
 
 async def _wait_for_earlier_turns(plan: TurnPlan) -> None:

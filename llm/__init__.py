@@ -20,6 +20,7 @@ from llm.exceptions import (
 )
 from llm.interface import ChatMessage, ChatOptions, Delta, Finish, Provider, TextDelta, ThoughtDelta, Usage
 from llm.registry import ResolvedProvider, provider_names, resolve_provider
+from llm.resilience import Pump
 
 __all__ = [
     "ChatMessage",
@@ -34,6 +35,7 @@ __all__ = [
     "ProviderRateLimited",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "Pump",
     "ResolvedProvider",
     "TextDelta",
     "ThoughtDelta",

@@ -4,9 +4,9 @@
 timeouts, and raises every failure as an LLMError. A timeout cancels the read it bounds, which
 closes the SDK stream and its HTTP response (the turn ends there anyway). Gemini's SDK iterator
 does not close its response on a plain `aclose()` when its consumer is parked elsewhere
-(ECOSYSTEM §2.7), so the Gemini adapter reads it through `pumped`: in a task of its own, which
-closing cancels. The OpenAI SDK's stream closes either way and is read directly: one task and
-one queue less per reply.
+(ECOSYSTEM §2.7), so the Gemini adapter reads it through `pumped`, a `Pump`: in a task of its
+own, which closing cancels. (The chat's keep-alive uses a Pump too.) The OpenAI SDK's stream
+closes either way and is read directly: one task and one queue less per reply.
 
 Retries (bounded, exponential backoff, a vendor's Retry-After honoured up to a cap) happen
 only before the first delta: after that the user has seen text and a new attempt would
@@ -15,6 +15,7 @@ repeat it.
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -75,29 +76,72 @@ class _Failed:
     exc: Exception
 
 
-async def pumped(source: AsyncIterator[T]) -> AsyncGenerator[T, None]:
-    """Re-yield `source`, iterated in a task of its own that closing this generator cancels,
-    wherever the consumer is parked: how the Gemini SDK's stream gets closed (ECOSYSTEM §2.7)."""
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+class Pump:
+    """`source` iterated in a task of its own, its items handed over one at a time.
 
-    async def pump() -> None:
+    The consumer may stop waiting (a timeout, to send a keep-alive) without touching the
+    source, and `close()` cancels the task, which closes an SDK stream wherever it is parked:
+    the only way Gemini's closes its HTTP response (ECOSYSTEM §2.7). One deque and a future
+    where an asyncio.Queue has three deques: every open chat stream holds one.
+    """
+
+    __slots__ = ("_items", "_task", "_waiter")
+
+    def __init__(self, source: AsyncIterator[T]) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._task = asyncio.create_task(self._run(source))
+
+    async def _run(self, source: AsyncIterator[T]) -> None:
         try:
             async for item in source:
-                queue.put_nowait(item)
+                self._put(item)
+            self._put(_END)
         except Exception as exc:  # handed to the consumer
-            queue.put_nowait(_Failed(exc))
-        else:
-            queue.put_nowait(_END)
+            self._put(_Failed(exc))
+        finally:
+            if hasattr(source, "aclose"):
+                await source.aclose()
 
-    task = asyncio.create_task(pump())
+    def _put(self, item: Any) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> Any:
+        """The next item; what the source raised; StopAsyncIteration at its end. Cancelling
+        the wait loses nothing."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items[0]
+        if item is _END:
+            raise StopAsyncIteration
+        self._items.popleft()
+        if isinstance(item, _Failed):
+            raise item.exc
+        return item
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def pumped(source: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """Re-yield `source` through a Pump that closing this generator closes."""
+    pump = Pump(source)
     try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, _Failed):
-                raise item.exc
+        while True:
+            try:
+                item = await pump.get()
+            except StopAsyncIteration:
+                return
             yield item
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await pump.close()
 
 
 async def guarded_stream(
