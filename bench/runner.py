@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from bench.client import loopback_address, raise_open_files_limit
@@ -197,15 +197,34 @@ def clear_redis(url: str, prefix: str) -> None:
         client.delete(*keys[start : start + 500])
 
 
-class PGSampler:
+class Sampler:
+    """A background thread that runs `_run` (which samples every `interval` seconds until
+    `_stop` is set) while the `with` block lasts."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class PGSampler(Sampler):
     """The app's connections in pg_stat_activity, sampled every `interval` seconds."""
 
     def __init__(self, database_url: str, interval: float = 0.1) -> None:
+        super().__init__(interval)
         self.maintenance, self.name = _pg_maintenance_url(database_url)
-        self.interval = interval
         self.samples: list[tuple[int, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         import psycopg
@@ -220,14 +239,6 @@ class PGSampler:
                 self.samples.append((int(row[0]), int(row[1])) if row else (0, 0))
                 self._stop.wait(self.interval)
 
-    def __enter__(self) -> PGSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
     def summary(self) -> dict[str, Any]:
         totals = [total for total, _ in self.samples] or [0]
         busy = [active for _, active in self.samples] or [0]
@@ -239,16 +250,14 @@ class PGSampler:
         }
 
 
-class RSSSampler:
+class RSSSampler(Sampler):
     """The server's resident memory (all its processes), sampled every `interval` seconds."""
 
     def __init__(self, server: LiaServer, interval: float = 0.05) -> None:
+        super().__init__(interval)
         self.server = server
-        self.interval = interval
         self.peak = 0
         self.peak_threads = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         pids = self.server.pids()
@@ -257,14 +266,6 @@ class RSSSampler:
             self.peak = max(self.peak, sum(rss for rss, _ in statuses))
             self.peak_threads = max(self.peak_threads, sum(threads for _, threads in statuses))
             self._stop.wait(self.interval)
-
-    def __enter__(self) -> RSSSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 @contextlib.contextmanager
