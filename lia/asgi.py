@@ -27,11 +27,13 @@ django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application() d
 from django.conf import settings  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
+from lia import middleware  # noqa: E402
+from lia.errors import body_too_large, error_body  # noqa: E402
 from lia.handler import ASGIHandler  # noqa: E402
 from lia.shutdown import SHUTDOWN_GRACE_SECONDS, GracefulShutdown  # noqa: E402
 
 Scope = dict[str, Any]
-REQUEST_ID_PATTERN = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")  # as lia.middleware accepts
+REQUEST_ID_PATTERN = re.compile(middleware.REQUEST_ID_PATTERN.pattern.encode())  # the same ids, as bytes
 logger = structlog.get_logger("lia.access")
 
 
@@ -74,9 +76,7 @@ class RequestBodyLimit:
 
     @staticmethod
     async def _refuse(scope: Scope, send: Any, limit: int) -> None:
-        body = json.dumps(
-            {"error": {"message": f"Request body too large (limit {limit} bytes)"}}, separators=(",", ":")
-        ).encode()
+        body = json.dumps(error_body(body_too_large(limit)), separators=(",", ":")).encode()
         request_id = _header(scope, b"x-request-id")
         if not (request_id and REQUEST_ID_PATTERN.match(request_id)):
             request_id = uuid.uuid4().hex.encode()

@@ -46,6 +46,11 @@ def error_body(message: str, details: dict[str, Any] | None = None) -> dict[str,
     return {"error": error}
 
 
+def body_too_large(limit: int) -> str:
+    """The 413's message, whichever layer refuses the body first."""
+    return f"Request body too large (limit {limit} bytes)"
+
+
 def json_error(status: int, message: str, details: dict[str, Any] | None = None) -> JsonResponse:
     return JsonResponse(error_body(message, details), status=status)
 

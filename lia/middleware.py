@@ -27,7 +27,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, security
 
-from lia.errors import json_error
+from lia.errors import body_too_large, json_error
 
 logger = structlog.get_logger("lia.access")
 
@@ -167,7 +167,7 @@ class BodySizeMiddleware(Middleware):
         except ValueError:
             return json_error(400, "Invalid Content-Length header")
         if limit is not None and declared > limit:
-            return json_error(413, f"Request body too large (limit {limit} bytes)")
+            return json_error(413, body_too_large(limit))
         return None
 
 
