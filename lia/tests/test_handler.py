@@ -15,7 +15,7 @@ from conversations.tests.conftest import body
 from conversations.tests.scripted import Script, ScriptedProvider
 from conversations.tests.test_disconnect import http_scope, read_until
 from lia.asgi import application
-from lia.handler import RequestThread
+from lia.handler import ASGIHandler, RequestThread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,3 +84,42 @@ def stored_statuses() -> list[str]:
         return list(Message.objects.filter(role="assistant").values_list("status", flat=True))
     finally:
         connection.close()  # asgiref's worker thread: PostgreSQL must be able to drop the test database
+
+
+def history_scope(token: str) -> dict:
+    scope = http_scope(token, b"")
+    return {**scope, "method": "GET", "path": "/api/v1/chat/history", "raw_path": b"/api/v1/chat/history"}
+
+
+async def test_request_started_receivers_run_in_the_request_thread_without_a_hop_of_their_own(alice, monkeypatch):
+    """Django's sync request_started receivers would cost every request a thread hop before
+    anything else; lia.handler runs them in the request's own thread, first thing."""
+    handler = ASGIHandler()  # a new one: Django's test clients reconnect close_old_connections
+    ran: list[tuple[str, str]] = []
+    monkeypatch.setattr("lia.handler.reset_queries", lambda: ran.append(("reset_queries", thread_name())))
+    monkeypatch.setattr("lia.handler.close_old_connections", lambda: ran.append(("close", thread_name())))
+    submitted: list[str] = []
+    submit = RequestThread.submit
+
+    def counting_submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        inner = getattr(fn, "args", [fn])[-1]  # asgiref submits partial(thread_handler, ..., partial(call))
+        submitted.append(getattr(getattr(inner, "func", inner), "__qualname__", repr(inner)[:80]))
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(RequestThread, "submit", counting_submit)
+
+    communicator = ApplicationCommunicator(handler, history_scope(alice.token))
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    assert (await communicator.receive_output(timeout=5))["status"] == 200
+    await communicator.receive_output(timeout=5)  # the body
+    await communicator.wait(timeout=5)
+
+    assert [name for name, _ in ran] == ["reset_queries", "close"]
+    assert all(thread.startswith("lia-request") for _, thread in ran)
+    # Django's own sync calls, and no other: the view (after the receivers), rendering DRF's
+    # response, closing it.
+    assert submitted == ["View.as_view.<locals>.view", "SimpleTemplateResponse.render", "HttpResponseBase.close"]
+
+
+def thread_name() -> str:
+    return threading.current_thread().name
