@@ -25,19 +25,13 @@ def raw_token(request: HttpRequest | Request) -> str | None:
 
 
 class JWTCookieOrBearerAuthentication(BaseAuthentication):
-    def __init__(self, *, lock_user: bool = False) -> None:
-        # lock_user: for a view that writes on the user's behalf under the user's row lock, in
-        # a transaction it opens before authentication (the chat stream's write-ahead): the
-        # token's user is read and locked in one query, instead of read here and locked there.
-        self.lock_user = lock_user
-
     def authenticate(self, request: Request) -> tuple[User, dict[str, Any]] | None:
         raw = raw_token(request)
         if raw is None:
             return None
         try:
             payload = token_decode(raw)
-            user = token_user(payload, lock=self.lock_user)
+            user = token_user(payload)
         except TokenRejected as exc:
             raise AuthenticationFailed(str(exc)) from exc
         structlog.contextvars.bind_contextvars(user_id=user.pk)

@@ -71,14 +71,11 @@ def token_decode(raw: str) -> dict[str, Any]:
     return payload
 
 
-def token_user(payload: dict[str, Any], *, lock: bool = False) -> User:
-    """The active user a decoded token speaks for, in one query that also checks revocation.
-    With `lock`, the query also takes the user's row lock (SELECT ... FOR UPDATE; the caller is
-    in a transaction)."""
+def token_user(payload: dict[str, Any]) -> User:
+    """The active user a decoded token speaks for, in one query that also checks revocation."""
     jti = payload.get("jti")
     revoked = Exists(RevokedToken.objects.filter(jti=jti, user=OuterRef("pk"))) if jti else Value(False)
-    users = User.objects.select_for_update() if lock else User.objects.all()
-    user = users.filter(pk=int(payload["sub"])).annotate(token_revoked=revoked).first()
+    user = User.objects.filter(pk=int(payload["sub"])).annotate(token_revoked=revoked).first()
     if user is None:
         raise TokenRejected("User not found")
     if user.token_revoked or not user.is_active:  # type: ignore[attr-defined]

@@ -1,19 +1,17 @@
 """Chat endpoints (CONTRACT §6, §7): the SSE stream, history, detail, rename and deletes."""
 
 import uuid
-from contextlib import ExitStack
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.http import HttpResponseBase, StreamingHttpResponse
+from django.db import connection
+from django.http import StreamingHttpResponse
 from rest_framework import serializers
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import JWTCookieOrBearerAuthentication
 from accounts.fields import StrictCharField
 from accounts.ratelimit import rate_limit_check
 from conversations.budget import daily_token_budget_check
@@ -138,37 +136,6 @@ class ChatStreamApi(APIView):
                 )
             return data
 
-    # One transaction from authentication to the turn's write-ahead, committed before the first
-    # byte: the token's user is read with its row lock (get_authenticators), which turn_start
-    # needs anyway, so a turn costs one query less. It begins and ends inside DRF's handling, so
-    # a database that fails either way gets the usual clean 503; a refused turn writes nothing.
-    write_ahead: ExitStack | None = None
-
-    def get_authenticators(self) -> list[JWTCookieOrBearerAuthentication]:
-        return [JWTCookieOrBearerAuthentication(lock_user=True)]
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        self.write_ahead = ExitStack()
-        self.write_ahead.enter_context(transaction.atomic())
-        super().initial(request, *args, **kwargs)
-
-    def finalize_response(
-        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
-    ) -> HttpResponseBase:
-        if self.write_ahead is not None:
-            if response.status_code >= 400 and connection.in_atomic_block:
-                transaction.set_rollback(True)
-            try:
-                self.write_ahead.close()  # commits the turn, or rolls a refused one back
-            except DatabaseError as exc:
-                response = self.handle_exception(exc)
-            self.write_ahead = None
-            # The stream must not pin a pooled connection while the provider talks (the final
-            # save takes one again for a moment).
-            if not connection.in_atomic_block:
-                connection.close()
-        return super().finalize_response(request, response, *args, **kwargs)
-
     def post(self, request: Request) -> StreamingHttpResponse:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -188,8 +155,11 @@ class ChatStreamApi(APIView):
             text=text,
             provider=provider,
             model=model,
-            user_locked=True,
         )
+        # The stream must not pin a pooled connection while the provider talks (the final save
+        # takes one again for a moment).
+        if not connection.in_atomic_block:
+            connection.close()
         model_settings = {k: v for k, v in (data.get("model_settings") or {}).items() if v is not None}
         plan = TurnPlan(
             turn=turn,

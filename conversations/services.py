@@ -12,7 +12,6 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import transaction
-from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from accounts.models import User
@@ -59,36 +58,26 @@ def heartbeat_cutoff(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(seconds=2 * sweep_interval())
 
 
-def turn_start(
-    *, user: User, conversation_id: str | None, text: str, provider: str, model: str, user_locked: bool = False
-) -> TurnStart:
+def turn_start(*, user: User, conversation_id: str | None, text: str, provider: str, model: str) -> TurnStart:
     """Resolve or create the conversation, store the user message and the assistant's
     placeholder, commit. Raises ConversationNotFound for an unknown or foreign id, and
     TooManyStreams when the user already has CHAT_MAX_CONCURRENT_STREAMS replies streaming in
     other conversations (a new turn in a conversation with one in flight is never refused: the
     web client aborts and resends at once, and turns of one conversation are serialised).
 
-    The cap is checked under the user's row lock, so two turn starts can't both squeeze under
-    it. `user_locked`: the caller's transaction holds that lock already (the chat view reads the
-    token's user with it), and this writes in that transaction, to be committed by the caller.
-
-    A first turn (no conversation id) is the common case and the cheapest: four statements
-    (three when the user is locked already), no history and nothing in flight to look for."""
+    A first turn (no conversation id) is the common case and the cheapest: five statements,
+    no history and nothing in flight to look for."""
     now = timezone.now()
     existing_id = None
     if conversation_id:
         existing_id = parse_conversation_id(conversation_id)
         if existing_id is None:
             raise ConversationNotFound()
-    if user_locked and not transaction.get_connection().in_atomic_block:
-        raise TransactionManagementError("turn_start(user_locked=True) outside the transaction holding the lock")
-    # Inside the chat view's transaction, no savepoint (two statements more): a failure here
-    # fails the whole turn start, which that transaction is.
-    with transaction.atomic(savepoint=not user_locked):
+    with transaction.atomic():
         limit = settings.CHAT_MAX_CONCURRENT_STREAMS
         if limit:
-            if not user_locked:
-                User.objects.select_for_update().filter(pk=user.pk).first()
+            # One turn start per user at a time, so two can't both squeeze under the cap.
+            User.objects.select_for_update().filter(pk=user.pk).first()
             streaming = user_streams_elsewhere(
                 user=user, conversation_id=existing_id, alive_since=heartbeat_cutoff(now)
             )

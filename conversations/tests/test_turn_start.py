@@ -4,15 +4,12 @@ since every chat request waits for it before its first byte."""
 import uuid
 
 import pytest
-from django.db import OperationalError, connection, transaction
-from django.db.transaction import TransactionManagementError
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.tokens import token_decode, token_user
 from conversations.exceptions import ConversationNotFound
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.services import turn_start
-from conversations.tests.conftest import body
 
 pytestmark = pytest.mark.django_db
 
@@ -80,58 +77,3 @@ def test_someone_elses_conversation_is_not_found(alice, bob):
         start(bob, conversation_id=str(theirs.conversation_id))
 
     assert Message.objects.filter(conversation_id=theirs.conversation_id).count() == 2
-
-
-def test_in_the_chat_views_transaction_a_first_turn_is_three_statements(alice):
-    """The view reads the token's user with its row lock (accounts.tokens.token_user(lock=True)),
-    so turn_start doesn't lock it again, nor open a savepoint of its own."""
-    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        turn_start(user=alice.user, conversation_id=None, text="Hi", provider="openai", model="m", user_locked=True)
-
-    # Count the user's streams, insert the conversation, then both messages at once.
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "INSERT", "INSERT"]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_user_locked_turn_start_outside_a_transaction_is_refused(alice):
-    with pytest.raises(TransactionManagementError):
-        turn_start(user=alice.user, conversation_id=None, text="Hi", provider="openai", model="m", user_locked=True)
-
-    assert not Message.objects.exists()
-
-
-def test_the_token_user_is_read_with_its_row_lock_when_asked(alice):
-    payload = token_decode(alice.token)
-    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        assert token_user(payload, lock=True) == alice.user
-
-    (query,) = queries.captured_queries
-    assert ("FOR UPDATE" in query["sql"]) is connection.features.has_select_for_update
-
-
-def test_a_chat_request_reads_the_user_once(alice, web, scripted):
-    """Authentication and the write-ahead share one transaction and one read of the user."""
-    scripted.reply("Hi")
-    with CaptureQueriesContext(connection) as queries:
-        response = web.post("/api/v1/chat/stream", body(), content_type="application/json", headers=alice.bearer)
-    assert response.status_code == 200
-
-    user_reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "accounts_user"')]
-    assert len(user_reads) == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_chat_request_whose_commit_fails_is_a_clean_503_and_stores_nothing(alice, web, scripted, monkeypatch):
-    scripted.reply("Hi")
-
-    def broken_commit() -> None:
-        raise OperationalError("the server closed the connection unexpectedly")
-
-    monkeypatch.setattr(connection, "commit", broken_commit)
-    response = web.post("/api/v1/chat/stream", body(), content_type="application/json", headers=alice.bearer)
-    monkeypatch.undo()
-
-    assert response.status_code == 503
-    assert response.json()["error"]["message"]
-    assert response["Retry-After"]
-    assert not Message.objects.exists()
