@@ -19,7 +19,7 @@ from llm.exceptions import (
     UnknownProvider,
 )
 from llm.interface import ChatMessage, ChatOptions, Delta, Finish, Provider, TextDelta, ThoughtDelta, Usage
-from llm.registry import ResolvedProvider, provider_names, resolve_provider
+from llm.registry import ResolvedProvider, preload_providers, provider_names, resolve_provider
 from llm.resilience import Pump
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "UnknownProvider",
     "Usage",
     "model_catalogue",
+    "preload_providers",
     "provider_names",
     "resolve_provider",
 ]

@@ -59,6 +59,11 @@ Delta = TextDelta | ThoughtDelta | Finish
 class Provider(Protocol):
     name: str
 
+    def preload(self) -> None:
+        """Import and build now what the first call would (a server process calls it at start,
+        before its event loop runs): a no-op for a provider with nothing to load."""
+        ...
+
     def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncGenerator[Delta, None]:
         """An async generator of deltas ending with one `Finish` (use it with `contextlib.aclosing`).
 

@@ -78,6 +78,16 @@ def get_provider(name: str) -> Provider:
     return provider
 
 
+def preload_providers() -> list[str]:
+    """Build every provider that can be called now, importing its SDK (`openai` and
+    `google-genai` take ~0.4 s each to import): a server process does it at start, so no
+    user's first chat turn waits for it. Returns the names built."""
+    names = [name for name, config in provider_configs().items() if is_configured(config)]
+    for name in names:
+        get_provider(name).preload()
+    return names
+
+
 def resolve_provider(name: str, model: str) -> ResolvedProvider:
     configs = provider_configs()
     if name not in configs:

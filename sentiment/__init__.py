@@ -15,6 +15,7 @@ from sentiment.services import (
     NLP_API_METHOD,
     STRUCTURED_METHOD,
     analyze_message,
+    preload_analyzers,
 )
 from sentiment.types import LLMJsonCall, Sentiment
 
@@ -38,4 +39,5 @@ __all__ = [
     "label_for_score",
     "neutral_fallback",
     "normalize_sentiment",
+    "preload_analyzers",
 ]

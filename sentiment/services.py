@@ -22,6 +22,20 @@ DEFAULT_METHOD = LLM_SEPARATE_METHOD
 log = structlog.get_logger(__name__)
 
 
+def preload_analyzers() -> list[str]:
+    """Load what the analyzers would otherwise load in a user's first turn: the local
+    analyzer's lexicon (every method's fallback; ~50 ms) and, when Cloud NL is configured, its
+    client (the Google client libraries' import). A server process does it at start. Returns
+    what it loaded."""
+    local.preload()
+    loaded = [LOCAL_METHOD]
+    config = nlp_api.CloudNLConfig.from_settings()
+    if config.configured:
+        nlp_api.get_client(config)
+        loaded.append(NLP_API_METHOD)
+    return loaded
+
+
 async def _run(method: str, text: str, llm_json: LLMJsonCall | None) -> Sentiment:
     if method == NLP_API_METHOD:
         return await nlp_api.analyze(text)

@@ -34,6 +34,9 @@ class ScriptedProvider:
     def __init__(self, *, name: str, config: dict[str, Any]) -> None:
         self.name = name
 
+    def preload(self) -> None:
+        pass
+
     async def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncIterator[Delta]:
         script = self.current
         script.calls.append((list(messages), options))

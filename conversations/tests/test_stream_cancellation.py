@@ -38,6 +38,9 @@ class DisconnectAsTokenArrives:
     def __init__(self, *, name: str, config: dict[str, Any]) -> None:
         self.name = name
 
+    def preload(self) -> None:
+        pass
+
     async def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncIterator[Delta]:
         for index, word in enumerate(WORDS):
             self.produced.append(word)

@@ -52,6 +52,9 @@ class GeminiProvider:
         self.include_thoughts = bool(options.get("INCLUDE_THOUGHTS", True))
         self._client_instance: genai.Client | None = None
 
+    def preload(self) -> None:
+        self._client()
+
     def _client(self) -> genai.Client:
         if self._client_instance is None:
             self._client_instance = genai.Client(

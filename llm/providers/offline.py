@@ -98,6 +98,9 @@ class OfflineProvider:
         self.delay = max(0.0, float(options.get("DELAY_MS", 25))) / 1000
         self.thoughts = bool(options.get("THOUGHTS", True))
 
+    def preload(self) -> None:
+        pass
+
     async def stream(self, messages: Sequence[ChatMessage], options: ChatOptions) -> AsyncGenerator[Delta, None]:
         if self.thoughts:
             for piece in tokens(compose_thoughts(messages)):

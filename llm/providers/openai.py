@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import anyio
 import openai
 
 from llm.exceptions import (
@@ -52,18 +53,34 @@ class OpenAIProvider:
         # One client per event loop: an httpx connection pool can't cross loops. A server has
         # one loop, so this is one client per process there; tests and commands get their own.
         self._clients: WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = WeakKeyDictionary()
+        # A client built before any loop runs (preload), for the first loop that asks.
+        self._spare: openai.AsyncOpenAI | None = None
+
+    def preload(self) -> None:
+        """Building a client imports the SDK's HTTP stack and loads the system's CA certificates
+        (~50 ms, on the event loop if it happens there); the first loop to ask takes this one."""
+        if self._spare is None:
+            self._spare = self._new_client()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop runs yet (daphne builds the application before its loop)
+            # httpcore's first request imports anyio's asyncio backend (~15 ms): import it now.
+            anyio.run(anyio.sleep, 0, backend="asyncio")
+
+    def _new_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            # Compatible servers often need no key, but the SDK insists on one.
+            api_key=self._api_key or "not-needed",
+            base_url=self._base_url,
+            max_retries=0,
+            timeout=openai.Timeout(self.policy.total_timeout, connect=self.policy.connect_timeout),
+        )
 
     def _client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = openai.AsyncOpenAI(
-                # Compatible servers often need no key, but the SDK insists on one.
-                api_key=self._api_key or "not-needed",
-                base_url=self._base_url,
-                max_retries=0,
-                timeout=openai.Timeout(self.policy.total_timeout, connect=self.policy.connect_timeout),
-            )
+            client, self._spare = self._spare or self._new_client(), None
             self._clients[loop] = client
         return client
 

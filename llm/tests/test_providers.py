@@ -19,6 +19,7 @@ from llm import (
     ProviderUnavailable,
     TextDelta,
     ThoughtDelta,
+    preload_providers,
     resolve_provider,
 )
 
@@ -401,3 +402,49 @@ async def test_every_model_of_the_web_client_streams_through_its_adapter(fake, p
     assert resolved.offline is False
     assert text_of(deltas) == "Model check passed."
     assert fake.last.model == model
+
+
+# --- preloading at start (lia.asgi.warm_up) ------------------------------------------------
+
+
+def test_preloading_builds_every_provider_that_can_be_called(fake, settings):
+    settings.DEBUG = False
+    settings.LLM_OFFLINE_FALLBACK = False
+    settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, "openai": {**settings.LLM_PROVIDERS["openai"], "API_KEY": ""}}
+
+    assert preload_providers() == ["gemini", "compat", "offline"]  # openai needs a key it lacks
+
+
+@pytest.mark.parametrize("name", ["openai", "compat"])
+def test_a_preloaded_openai_client_serves_the_first_event_loop_and_only_it(fake, name):
+    provider = resolve_provider(name, MODEL[name]).provider
+    provider.preload()
+    preloaded = provider._spare
+
+    async def turn():
+        assert text_of(await collect(name)) == "Hello from the fake model."
+        return provider._client()
+
+    first, second = asyncio.run(turn()), asyncio.run(turn())
+
+    assert first is preloaded
+    assert second is not preloaded  # a connection pool can't cross loops: the second builds its own
+
+
+async def test_preloading_inside_a_running_loop_serves_that_loop(fake):
+    # uvicorn imports the application inside its running loop.
+    provider = resolve_provider("openai", MODEL["openai"]).provider
+    provider.preload()
+    preloaded = provider._spare
+
+    assert text_of(await collect("openai")) == "Hello from the fake model."
+    assert provider._client() is preloaded
+
+
+async def test_a_preloaded_gemini_client_is_the_one_that_streams(fake):
+    provider = resolve_provider("gemini", MODEL["gemini"]).provider
+    provider.preload()
+    preloaded = provider._client()
+
+    assert text_of(await collect("gemini")) == "Hello from the fake model."
+    assert provider._client() is preloaded

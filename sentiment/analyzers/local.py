@@ -35,6 +35,10 @@ def _analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()  # loads the bundled lexicon once per process (~50 ms)
 
 
+def preload() -> None:
+    _analyzer()
+
+
 def _emotion(text: str, score: float, label: str) -> str:
     words = set(_WORD.findall(text.lower()))
     for emotion, labels, triggers in _EMOTIONS:

@@ -3,7 +3,8 @@ import logging
 
 import pytest
 
-from sentiment import DEFAULT_METHOD, LOCAL_METHOD, METHODS, analyze_message
+from sentiment import DEFAULT_METHOD, LOCAL_METHOD, METHODS, analyze_message, preload_analyzers
+from sentiment.analyzers import local, nlp_api
 
 
 def test_methods_list_the_contract_ids_first_then_local():
@@ -81,3 +82,21 @@ async def test_cancellation_is_not_swallowed():
 
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_preloading_loads_the_local_lexicon_and_a_configured_cloud_client(cloud_nl):
+    local._analyzer.cache_clear()
+    nlp_api.reset_clients()
+
+    assert preload_analyzers() == ["local", "nlp_api"]
+
+    assert local._analyzer.cache_info().currsize == 1
+    assert nlp_api._build_client.cache_info().currsize == 1
+
+
+def test_preloading_leaves_an_unconfigured_cloud_client_alone(settings):
+    settings.GOOGLE_NL_API_ENDPOINT = settings.GOOGLE_NL_API_KEY = settings.GOOGLE_APPLICATION_CREDENTIALS = ""
+    nlp_api.reset_clients()
+
+    assert preload_analyzers() == ["local"]
+    assert nlp_api._build_client.cache_info().currsize == 0

@@ -1,0 +1,70 @@
+"""A server process loads, as it starts, what its first chat turn would otherwise wait for
+(issue #8: the first turn of every process took ~0.5 s, most of it importing the provider SDK)."""
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from lia.asgi import warm_up
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LOADED = """
+import json, sys
+import lia.asgi
+from llm.registry import _instances
+from sentiment.analyzers import local
+print(json.dumps({
+    "modules": sorted(m for m in ("openai", "google.genai", "conversations.apis") if m in sys.modules),
+    "providers": sorted(_instances),
+    "lexicon": local._analyzer.cache_info().currsize,
+}))
+"""
+
+
+def test_importing_the_asgi_application_loads_sdks_views_and_the_lexicon(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "DATABASE_", "REDIS_"))}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="lia.settings.base",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        JWT_SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        CHAT_SWEEP_IN_SERVER="false",
+        OPENAI_API_KEY="sk-production-key",  # gemini has none: not built, its SDK not imported
+        LOG_LEVEL="INFO",
+    )
+    completed = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", LOADED],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert json.loads(completed.stdout.splitlines()[-1]) == {
+        "modules": ["conversations.apis", "openai"],
+        "providers": ["offline", "openai"],
+        "lexicon": 1,
+    }
+    assert "server.warmed_up" in completed.stderr
+
+
+def test_a_part_that_fails_to_load_is_logged_and_the_rest_still_loads(fake_llm_providers, settings, caplog):
+    settings.GOOGLE_NL_API_ENDPOINT = settings.GOOGLE_NL_API_KEY = ""
+    settings.GOOGLE_APPLICATION_CREDENTIALS = "/nonexistent/credentials.json"
+    caplog.set_level(logging.INFO, logger="lia.server")
+
+    warm_up()  # does not raise
+
+    events = {r.msg["event"]: r.msg for r in caplog.records if r.name == "lia.server"}
+    failed = events["server.warm_up_failed"]
+    assert (failed["part"], failed["error"]) == ("sentiment", "DefaultCredentialsError")
+    assert events["server.warmed_up"]["providers"] == ["gemini", "openai", "compat", "offline"]
+    assert events["server.warmed_up"]["urls"] > 0
