@@ -19,8 +19,11 @@ import sys
 import time
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from lia.shutdown import SHUTDOWN_GRACE_SECONDS
 
@@ -50,6 +53,11 @@ class Command(BaseCommand):
         stopping: list[int] = []
         for signum in STOP_SIGNALS:
             signal.signal(signum, lambda received, frame: stopping.append(received))
+        warning = connection_budget_warning(
+            workers, per_worker=pool_max_size(), accepted=postgres_accepted_connections(connection)
+        )
+        if warning:
+            self.stderr.write(warning)
         listeners = listening_sockets(host, port, count=workers, backlog=backlog)
         address = listeners[0].getsockname()
         processes = [
@@ -92,6 +100,47 @@ def listening_sockets(host: str, port: int, *, count: int, backlog: int) -> list
     first = socket.create_server((host, port), backlog=backlog, reuse_port=True)
     port = first.getsockname()[1]
     return [first, *(socket.create_server((host, port), backlog=backlog, reuse_port=True) for _ in range(count - 1))]
+
+
+def pool_max_size() -> int | None:
+    """Each worker's most connections to the database (its pool's size); None without a pool."""
+    pool = connection.settings_dict["OPTIONS"].get("pool")
+    return pool.get("max_size") if isinstance(pool, dict) else None
+
+
+def postgres_accepted_connections(database: BaseDatabaseWrapper) -> int | None:
+    """How many connections PostgreSQL accepts from Lia's role (max_connections less the
+    superusers' reserve); None when the database isn't PostgreSQL or can't be asked now (each
+    worker reports an unreachable database itself)."""
+    if database.vendor != "postgresql":
+        return None
+    # A connection of its own: a pool opened here would keep idle connections open for as long
+    # as the workers run.
+    try:
+        with psycopg.connect(**database.get_connection_params(), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT current_setting('max_connections')::int"
+                " - current_setting('superuser_reserved_connections')::int"
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    return row[0] if row else None
+
+
+def connection_budget_warning(workers: int, *, per_worker: int | None, accepted: int | None) -> str | None:
+    """A warning when the workers' pools together may open more connections than PostgreSQL
+    accepts: under load the last ones are refused, and the requests waiting for them get 503s."""
+    if accepted is None or not per_worker:
+        return None
+    wanted = workers * per_worker
+    if wanted <= accepted:
+        return None
+    return (
+        f"Warning: {workers} worker(s) x DATABASE_POOL_MAX_SIZE={per_worker} = {wanted} database connections, "
+        f"but PostgreSQL accepts {accepted} (max_connections less the superusers' reserve), fewer still with "
+        "other clients and replicas: under load some requests will fail with 503. Lower WEB_WORKERS or "
+        "DATABASE_POOL_MAX_SIZE, or raise max_connections."
+    )
 
 
 def default_workers() -> int:

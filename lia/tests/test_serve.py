@@ -1,0 +1,63 @@
+"""`manage.py serve` warns at start when its workers' pools can ask PostgreSQL for more
+connections than it accepts (README "Deployment": workers x DATABASE_POOL_MAX_SIZE must fit)."""
+
+import socket
+
+import pytest
+from django.db import connection
+from django.db.backends.postgresql.base import DatabaseWrapper
+
+from lia.management.commands.serve import connection_budget_warning, postgres_accepted_connections
+
+
+def test_more_pooled_connections_than_postgresql_accepts_is_a_warning():
+    warning = connection_budget_warning(8, per_worker=15, accepted=97)
+
+    assert "8 worker(s) x DATABASE_POOL_MAX_SIZE=15 = 120 database connections" in warning
+    assert "PostgreSQL accepts 97" in warning
+
+
+def test_pools_that_fit_or_no_answer_need_no_warning():
+    assert connection_budget_warning(2, per_worker=10, accepted=20) is None
+    assert connection_budget_warning(2, per_worker=10, accepted=None) is None  # not PostgreSQL, or down
+    assert connection_budget_warning(2, per_worker=None, accepted=20) is None  # no pool
+
+
+@pytest.mark.django_db
+def test_postgresql_says_how_many_connections_it_accepts():
+    accepted = postgres_accepted_connections(connection)
+    if connection.vendor != "postgresql":  # the embedded defaults' SQLite
+        assert accepted is None
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_connections")
+        most = int(cursor.fetchone()[0])
+        cursor.execute("SHOW superuser_reserved_connections")
+        reserved = int(cursor.fetchone()[0])
+
+    assert accepted == most - reserved
+
+
+def test_an_unreachable_postgresql_is_no_answer():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens on it once closed
+    database = DatabaseWrapper(
+        {
+            "ENGINE": "lia.db.postgresql",
+            "NAME": "lia",
+            "USER": "postgres",
+            "PASSWORD": "",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "OPTIONS": {"connect_timeout": 2},
+            "TIME_ZONE": None,
+            "CONN_MAX_AGE": 0,
+            "CONN_HEALTH_CHECKS": False,
+            "AUTOCOMMIT": True,
+            "ATOMIC_REQUESTS": False,
+        },
+        alias="unreachable",
+    )
+
+    assert postgres_accepted_connections(database) is None
