@@ -54,9 +54,14 @@ class Message(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["conversation", "created_at", "id"], name="msg_conv_created_idx"),
+            # The replies streaming now, by conversation: the stream cap counts a user's, a new
+            # turn looks for one in flight in its conversation, the sweep reads them all. Keyed
+            # by conversation, each of those reads only its own entries; keyed by status, every
+            # lookup read the whole index (every reply passes through `streaming`, so until
+            # VACUUM it also holds thousands of dead entries) once per conversation of the user.
             models.Index(
-                fields=["status"],
-                name="msg_streaming_idx",
+                fields=["conversation"],
+                name="msg_streaming_conv_idx",
                 condition=models.Q(status="streaming"),
             ),
         ]
