@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -23,6 +24,7 @@ from llm.exceptions import ProviderNotConfigured, UnknownProvider
 from llm.interface import Provider
 
 OFFLINE = "offline"
+logger = structlog.get_logger("llm")
 
 _instances: dict[str, Provider] = {}
 
@@ -82,10 +84,17 @@ def preload_providers() -> list[str]:
     """Build every provider that can be called now, importing its SDK (`openai` and
     `google-genai` take ~0.4 s each to import): a server process does it at start, so no
     user's first chat turn waits for it. Returns the names built."""
-    names = [name for name, config in provider_configs().items() if is_configured(config)]
-    for name in names:
-        get_provider(name).preload()
-    return names
+    built = []
+    for name, config in provider_configs().items():
+        if not is_configured(config):
+            continue
+        try:
+            get_provider(name).preload()
+        except Exception as exc:  # the turns sent to it will say what is wrong
+            logger.warning("llm.preload_failed", provider=name, error=type(exc).__name__, detail=str(exc)[:200])
+        else:
+            built.append(name)
+    return built
 
 
 def resolve_provider(name: str, model: str) -> ResolvedProvider:

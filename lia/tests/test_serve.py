@@ -1,12 +1,14 @@
 """`manage.py serve` warns at start when its workers' pools can ask PostgreSQL for more
 connections than it accepts (README "Deployment": workers x DATABASE_POOL_MAX_SIZE must fit)."""
 
+import io
 import socket
 
 import pytest
 from django.db import connection
 from django.db.backends.postgresql.base import DatabaseWrapper
 
+from lia.management.commands import serve
 from lia.management.commands.serve import connection_budget_warning, postgres_accepted_connections
 
 
@@ -23,7 +25,7 @@ def test_pools_that_fit_or_no_answer_need_no_warning():
     assert connection_budget_warning(2, per_worker=None, accepted=20) is None  # no pool
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_postgresql_says_how_many_connections_it_accepts():
     accepted = postgres_accepted_connections(connection)
     if connection.vendor != "postgresql":  # the embedded defaults' SQLite
@@ -34,8 +36,28 @@ def test_postgresql_says_how_many_connections_it_accepts():
         most = int(cursor.fetchone()[0])
         cursor.execute("SHOW superuser_reserved_connections")
         reserved = int(cursor.fetchone()[0])
-
+        cursor.execute("SELECT coalesce(current_setting('reserved_connections', true)::int, 0)")  # 16+
+        reserved += cursor.fetchone()[0]
     assert accepted == most - reserved
+
+    database = connection.ops.quote_name(connection.settings_dict["NAME"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER DATABASE {database} CONNECTION LIMIT 7")
+    try:
+        assert postgres_accepted_connections(connection) == 7
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER DATABASE {database} CONNECTION LIMIT -1")
+
+
+def test_serve_writes_the_warning_to_stderr(monkeypatch):
+    monkeypatch.setattr(serve, "pool_max_size", lambda: 10)
+    monkeypatch.setattr(serve, "postgres_accepted_connections", lambda database: 15)
+    stderr = io.StringIO()
+
+    serve.Command(stderr=stderr).warn_about_connection_budget(2)
+
+    assert "2 worker(s) x DATABASE_POOL_MAX_SIZE=10 = 20 database connections" in stderr.getvalue()
 
 
 def test_an_unreachable_postgresql_is_no_answer():

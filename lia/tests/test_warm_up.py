@@ -3,15 +3,12 @@
 
 import json
 import logging
-import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 from lia.asgi import warm_up
-
-ROOT = Path(__file__).resolve().parents[2]
+from lia.testing.servers import BASE_DIR, live_environment
 
 LOADED = """
 import json, sys
@@ -27,20 +24,27 @@ print(json.dumps({
 
 
 def test_importing_the_asgi_application_loads_sdks_views_and_the_lexicon(tmp_path):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "DATABASE_", "REDIS_"))}
-    environment.update(
-        DJANGO_SETTINGS_MODULE="lia.settings.base",
-        DJANGO_DEBUG="false",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        JWT_SECRET_KEY=secrets.token_urlsafe(50),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        CHAT_SWEEP_IN_SERVER="false",
-        OPENAI_API_KEY="sk-production-key",  # gemini has none: not built, its SDK not imported
-        LOG_LEVEL="INFO",
+    # Empty values also win over a developer's .env file.
+    environment = live_environment(
+        {
+            "DJANGO_SETTINGS_MODULE": "lia.settings.base",
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "JWT_SECRET_KEY": secrets.token_urlsafe(50),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "CHAT_SWEEP_IN_SERVER": "false",
+            "OPENAI_API_KEY": "sk-production-key",
+            "GEMINI_API_KEY": "",  # gemini has none: not built, its SDK not imported
+            "LLM_COMPATIBLE_PROVIDERS": "",
+            "GOOGLE_NL_API_ENDPOINT": "",
+            "GOOGLE_NL_API_KEY": "",
+            "GOOGLE_APPLICATION_CREDENTIALS": "",
+            "LOG_LEVEL": "INFO",
+        }
     )
     completed = subprocess.run(  # noqa: S603 - fixed argv
         [sys.executable, "-c", LOADED],
-        cwd=ROOT,
+        cwd=BASE_DIR,
         env=environment,
         capture_output=True,
         text=True,

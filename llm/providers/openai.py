@@ -15,6 +15,7 @@ params through the SDK's TypedDicts per request, was the largest CPU cost of a c
 
 import asyncio
 import re
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -55,17 +56,19 @@ class OpenAIProvider:
         self._clients: WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = WeakKeyDictionary()
         # A client built before any loop runs (preload), for the first loop that asks.
         self._spare: openai.AsyncOpenAI | None = None
+        self._spare_lock = threading.Lock()
 
     def preload(self) -> None:
         """Building a client imports the SDK's HTTP stack and loads the system's CA certificates
         (~50 ms, on the event loop if it happens there); the first loop to ask takes this one."""
         if self._spare is None:
             self._spare = self._new_client()
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # no loop runs yet (daphne builds the application before its loop)
-            # httpcore's first request imports anyio's asyncio backend (~15 ms): import it now.
-            anyio.run(anyio.sleep, 0, backend="asyncio")
+        # httpcore's first request imports anyio's asyncio backend (~15 ms): import it now, in
+        # a thread of its own (this one may have a loop running, or one set as current that
+        # anyio.run would unset).
+        warmer = threading.Thread(target=anyio.run, args=(anyio.sleep, 0), name="lia-preload")
+        warmer.start()
+        warmer.join()
 
     def _new_client(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
@@ -80,7 +83,8 @@ class OpenAIProvider:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client, self._spare = self._spare or self._new_client(), None
+            with self._spare_lock:  # two loops in two threads (commands, tests) must not share it
+                client, self._spare = self._spare or self._new_client(), None
             self._clients[loop] = client
         return client
 

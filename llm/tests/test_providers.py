@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import socket
 
 import jsonschema
@@ -413,6 +414,16 @@ def test_preloading_builds_every_provider_that_can_be_called(fake, settings):
     settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, "openai": {**settings.LLM_PROVIDERS["openai"], "API_KEY": ""}}
 
     assert preload_providers() == ["gemini", "compat", "offline"]  # openai needs a key it lacks
+    assert resolve_provider("compat", MODEL["compat"]).provider._spare is not None  # its client, built
+
+
+def test_a_provider_that_fails_to_preload_is_logged_and_the_others_still_are(fake, settings, caplog):
+    settings.LLM_PROVIDERS = {"broken": {"BACKEND": "llm.providers.nope.Provider"}, **settings.LLM_PROVIDERS}
+    caplog.set_level(logging.WARNING, logger="llm")
+
+    assert preload_providers() == ["gemini", "openai", "compat", "offline"]
+    failed = [r.msg for r in caplog.records if r.name == "llm" and r.msg["event"] == "llm.preload_failed"]
+    assert [(f["provider"], f["error"]) for f in failed] == [("broken", "ModuleNotFoundError")]
 
 
 @pytest.mark.parametrize("name", ["openai", "compat"])

@@ -53,11 +53,7 @@ class Command(BaseCommand):
         stopping: list[int] = []
         for signum in STOP_SIGNALS:
             signal.signal(signum, lambda received, frame: stopping.append(received))
-        warning = connection_budget_warning(
-            workers, per_worker=pool_max_size(), accepted=postgres_accepted_connections(connection)
-        )
-        if warning:
-            self.stderr.write(warning)
+        self.warn_about_connection_budget(workers)
         listeners = listening_sockets(host, port, count=workers, backlog=backlog)
         address = listeners[0].getsockname()
         processes = [
@@ -90,6 +86,13 @@ class Command(BaseCommand):
             raise CommandError(f"a worker exited (code {codes}); the others were stopped")
         self.stdout.write("Lia stopped")
 
+    def warn_about_connection_budget(self, workers: int) -> None:
+        warning = connection_budget_warning(
+            workers, per_worker=pool_max_size(), accepted=postgres_accepted_connections(connection)
+        )
+        if warning:
+            self.stderr.write(warning)
+
 
 def listening_sockets(host: str, port: int, *, count: int, backlog: int) -> list[socket.socket]:
     """`count` listening sockets on one address (port 0: a free one, the same for all), which the
@@ -108,23 +111,35 @@ def pool_max_size() -> int | None:
     return pool.get("max_size") if isinstance(pool, dict) else None
 
 
+# What PostgreSQL accepts from Lia's role in Lia's database: max_connections less the slots it
+# keeps for superusers (and, from PostgreSQL 16, for roles granted pg_use_reserved_connections),
+# within the role's and the database's own CONNECTION LIMIT (-1: none).
+ACCEPTED_CONNECTIONS_SQL = """
+SELECT current_setting('max_connections')::int
+       - current_setting('superuser_reserved_connections')::int
+       - coalesce(current_setting('reserved_connections', true)::int, 0),
+       (SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user),
+       (SELECT datconnlimit FROM pg_database WHERE datname = current_database())
+"""
+
+
 def postgres_accepted_connections(database: BaseDatabaseWrapper) -> int | None:
-    """How many connections PostgreSQL accepts from Lia's role (max_connections less the
-    superusers' reserve); None when the database isn't PostgreSQL or can't be asked now (each
-    worker reports an unreachable database itself)."""
+    """How many connections PostgreSQL accepts from Lia (ACCEPTED_CONNECTIONS_SQL); None when
+    the database isn't PostgreSQL or can't be asked now (each worker reports an unreachable
+    database itself)."""
     if database.vendor != "postgresql":
         return None
-    # A connection of its own: a pool opened here would keep idle connections open for as long
-    # as the workers run.
+    # A connection of its own (a pool opened here would keep idle connections open for as long
+    # as the workers run), given little time: the workers wait for it to start.
+    params = {**database.get_connection_params(), "connect_timeout": 2}
     try:
-        with psycopg.connect(**database.get_connection_params(), autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT current_setting('max_connections')::int"
-                " - current_setting('superuser_reserved_connections')::int"
-            ).fetchone()
+        with psycopg.connect(**params, autocommit=True) as conn:
+            row = conn.execute(ACCEPTED_CONNECTIONS_SQL).fetchone()
     except psycopg.Error:
         return None
-    return row[0] if row else None
+    if row is None:
+        return None
+    return min(limit for limit in row if limit is not None and limit >= 0)
 
 
 def connection_budget_warning(workers: int, *, per_worker: int | None, accepted: int | None) -> str | None:
@@ -137,9 +152,10 @@ def connection_budget_warning(workers: int, *, per_worker: int | None, accepted:
         return None
     return (
         f"Warning: {workers} worker(s) x DATABASE_POOL_MAX_SIZE={per_worker} = {wanted} database connections, "
-        f"but PostgreSQL accepts {accepted} (max_connections less the superusers' reserve), fewer still with "
-        "other clients and replicas: under load some requests will fail with 503. Lower WEB_WORKERS or "
-        "DATABASE_POOL_MAX_SIZE, or raise max_connections."
+        f"but PostgreSQL accepts {accepted} (max_connections less its reserved slots, within the role's and "
+        "the database's connection limits), fewer still with other clients and replicas: under load some "
+        "requests will fail with 503. Lower WEB_WORKERS or DATABASE_POOL_MAX_SIZE, or raise max_connections. "
+        "(Behind a pooler such as PgBouncer, its own limits apply instead.)"
     )
 
 
