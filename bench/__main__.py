@@ -89,6 +89,13 @@ def parse(argv: list[str] | None = None) -> Config:
         default=defaults.history_seconds,
         help="length of the history-list phase (0 skips it)",
     )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=defaults.prefill,
+        metavar="K",
+        help="give every user K past conversations before the levels (a database with history)",
+    )
     parser.add_argument("--history-concurrency", type=int, default=defaults.history_concurrency)
     parser.add_argument(
         "--ramp-seconds",
@@ -157,6 +164,7 @@ def parse(argv: list[str] | None = None) -> Config:
         streams_per_user=args.streams_per_user,
         min_samples=args.min_samples,
         history_seconds=args.history_seconds,
+        prefill=args.prefill,
         history_concurrency=args.history_concurrency,
         ramp_seconds=args.ramp_seconds,
         level_deadline=args.level_deadline,

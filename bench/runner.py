@@ -52,6 +52,7 @@ class Config:
     warmup: int = 10
     api_registrations: int = 4
     history_seconds: float = 5.0
+    prefill: int = 0  # past conversations per user, created before the levels
     history_concurrency: int = 32
     ramp_seconds: float = 0.0  # 0: all N streams start together; else their arrivals spread over it
     level_deadline: float | None = None  # one round, from its start gate (None: see deadline_s)
@@ -318,6 +319,7 @@ class Bench:
         self.stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
         self.logs = config.results_dir / f"{self.stamp}-logs"
         self.tokens: list[str] = []
+        self.prefilled = 0  # past conversations created before the levels (--prefill)
         self.redis_prefix = f"lia-bench-{secrets.token_hex(4)}"
         self.tmp: tempfile.TemporaryDirectory[str] | None = None
         self.fake_urls: dict[str, str] = {}
@@ -468,6 +470,20 @@ class Bench:
             config,
             f"{count} users: {through_api} registered through the API in {result['wall_s']:.1f} s, the rest in bulk",
         )
+        if config.prefill:
+            started = time.monotonic()
+            completed = subprocess.run(
+                [sys.executable, "-m", "bench.users", "--prefix", prefix, "--conversations", str(config.prefill)],
+                cwd=ROOT,
+                env=self.server_env(),
+                capture_output=True,
+                timeout=1800,
+                check=False,
+            )
+            if completed.returncode != 0:
+                raise RuntimeError(f"bench.users --conversations failed: {completed.stderr.decode()[-2000:]}")
+            self.prefilled = json.loads(completed.stdout)["conversations"]
+            log(config, f"{self.prefilled} past conversations created in {time.monotonic() - started:.1f} s")
 
     def pg_sampler(self) -> PGSampler | contextlib.nullcontext[None]:
         return contextlib.nullcontext() if self.config.embedded else PGSampler(self.config.database_url)
@@ -610,6 +626,7 @@ class Bench:
                         server.stop()
                     else:
                         self.spare = server
+                report["meta"]["prefilled_conversations"] = self.prefilled
                 for n in config.levels:
                     log(config, f"fake alone: {config.arrivals(n)}")
                     result = self.streams(urls["url"], "fake", n, self.rounds_for(n), config.ramp_seconds)

@@ -20,6 +20,7 @@ def test_two_streams_embedded(tmp_path):
         sqlite_dir=str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None,
         min_samples=2,
         warmup=2,
+        prefill=3,
         history_seconds=1.0,
         history_concurrency=2,
         level_deadline=60.0,
@@ -31,6 +32,7 @@ def test_two_streams_embedded(tmp_path):
 
     report = Bench(config).run()
 
+    assert report["meta"]["prefilled_conversations"] == 3  # one user (two streams each), 3 apiece
     fake = report["fake"]["2"]
     assert fake["ok"] == 2
     assert fake["chunks_per_stream"] == 20
