@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from django.db.models import Count, Expression, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Expression, F, Func, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Length
 
 from accounts.models import User
@@ -43,10 +43,20 @@ def conversation_get_for_user(*, user: User, conversation_id: object) -> Convers
 
 
 def conversation_list(*, user: User, offset: int, limit: int) -> QuerySet[Conversation]:
-    """The user's conversations, most recently active first, with their message counts."""
+    """The user's conversations, most recently active first, with their message counts.
+
+    Each count is a correlated subquery, so only the page's conversations are counted (read in
+    order from conv_user_updated_idx); a JOIN with GROUP BY counted the messages of every one of
+    the user's conversations before it could sort and cut the page."""
+    message_count = (
+        Message.objects.filter(conversation=OuterRef("pk"))
+        .order_by()
+        .annotate(count=Func(F("pk"), function="COUNT", output_field=IntegerField()))
+        .values("count")
+    )
     return (
         Conversation.objects.filter(user=user)
-        .annotate(message_count=Count("messages"))
+        .annotate(message_count=Subquery(message_count))
         .order_by("-updated_at", "-created_at")[offset : offset + limit]
     )
 
