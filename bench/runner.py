@@ -359,19 +359,19 @@ class Bench:
         extra.update(config.server_env)
         return child_env(extra)
 
+    def run_python(self, *args: str, timeout: float) -> bytes:
+        """`python *args` in the project under the server's environment; its stdout."""
+        completed = subprocess.run(
+            [sys.executable, *args], cwd=ROOT, env=self.server_env(), capture_output=True, timeout=timeout, check=False
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {completed.stderr.decode()[-2000:]}")
+        return completed.stdout
+
     def migrate(self) -> None:
         if not self.config.embedded:
             prepare_postgres(self.config)
-        completed = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=self.server_env(),
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(f"migrate failed: {completed.stderr.decode()[-2000:]}")
+        self.run_python("manage.py", "migrate", "--noinput", "-v", "0", timeout=300)
 
     def start_server(self, kind: str, workers: int) -> LiaServer:
         config = self.config
@@ -445,44 +445,16 @@ class Bench:
             raise RuntimeError(f"registration failed: {result['errors']}")
         self.tokens = result["tokens"]
         if count > through_api:
-            completed = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.users",
-                    "--count",
-                    str(count - through_api),
-                    "--prefix",
-                    prefix,
-                    "--password",
-                    PASSWORD,
-                ],
-                cwd=ROOT,
-                env=self.server_env(),
-                capture_output=True,
-                timeout=300,
-                check=False,
-            )
-            if completed.returncode != 0:
-                raise RuntimeError(f"bench.users failed: {completed.stderr.decode()[-2000:]}")
-            self.tokens += json.loads(completed.stdout)
+            args = ("--count", str(count - through_api), "--prefix", prefix, "--password", PASSWORD)
+            self.tokens += json.loads(self.run_python("-m", "bench.users", *args, timeout=300))
         log(
             config,
             f"{count} users: {through_api} registered through the API in {result['wall_s']:.1f} s, the rest in bulk",
         )
         if config.prefill:
             started = time.monotonic()
-            completed = subprocess.run(
-                [sys.executable, "-m", "bench.users", "--prefix", prefix, "--conversations", str(config.prefill)],
-                cwd=ROOT,
-                env=self.server_env(),
-                capture_output=True,
-                timeout=1800,
-                check=False,
-            )
-            if completed.returncode != 0:
-                raise RuntimeError(f"bench.users --conversations failed: {completed.stderr.decode()[-2000:]}")
-            self.prefilled = json.loads(completed.stdout)["conversations"]
+            args = ("--prefix", prefix, "--conversations", str(config.prefill))
+            self.prefilled = json.loads(self.run_python("-m", "bench.users", *args, timeout=1800))["conversations"]
             log(config, f"{self.prefilled} past conversations created in {time.monotonic() - started:.1f} s")
 
     def pg_sampler(self) -> PGSampler | contextlib.nullcontext[None]:
