@@ -28,7 +28,8 @@ class Conversation(models.Model):
     model = models.CharField(max_length=200, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "-updated_at"], name="conv_user_updated_idx")]
+        # The history list's order, so a page is read straight from the index at any size.
+        indexes = [models.Index(fields=["user", "-updated_at", "-created_at"], name="conv_user_recent_idx")]
 
     def __str__(self) -> str:
         return self.title or str(self.id)

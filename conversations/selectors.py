@@ -46,7 +46,7 @@ def conversation_list(*, user: User, offset: int, limit: int) -> QuerySet[Conver
     """The user's conversations, most recently active first, with their message counts.
 
     Each count is a correlated subquery, so only the page's conversations are counted (read in
-    order from conv_user_updated_idx); a JOIN with GROUP BY counted the messages of every one of
+    order from conv_user_recent_idx); a JOIN with GROUP BY counted the messages of every one of
     the user's conversations before it could sort and cut the page."""
     message_count = (
         Message.objects.filter(conversation=OuterRef("pk"))
@@ -142,7 +142,7 @@ def user_tokens_spent(*, user: User, since: datetime) -> int:
     message the reply answers (same conversation, same created_at: turn_start writes both at
     once), the completion as the reply so far.
 
-    One aggregate query. It reads only the conversations active since then (conv_user_updated_idx;
+    One aggregate query. It reads only the conversations active since then (conv_user_recent_idx;
     a conversation's updated_at is never older than its newest message) and their messages since
     then (msg_conv_created_idx); the user-message lookup runs only for replies without usage."""
     user_chars = (
