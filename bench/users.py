@@ -61,9 +61,9 @@ def prefill(prefix: str, per_user: int) -> int:
     from conversations.models import Conversation, Message, TurnStatus
 
     now = timezone.now()
+    times = [now - timedelta(days=30) * (i + 1) / (per_user + 1) for i in range(per_user)]
     created = 0
     for user_id in User.objects.filter(username__startswith=prefix).values_list("pk", flat=True):
-        times = [now - timedelta(days=30) * (i + 1) / (per_user + 1) for i in range(per_user)]
         conversations = Conversation.objects.bulk_create(
             [
                 Conversation(user_id=user_id, title=f"Past conversation {i}", created_at=at, updated_at=at)

@@ -14,6 +14,7 @@ params through the SDK's TypedDicts per request, was the largest CPU cost of a c
 """
 
 import asyncio
+import functools
 import re
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -42,6 +43,16 @@ CHAT_PATH = "/chat/completions"
 REQUEST_OPTIONS: dict[str, Any] = {"security": {"bearer_auth": True}}
 
 
+@functools.cache
+def _import_anyio_backend() -> None:
+    """httpcore's first request imports anyio's asyncio backend (~15 ms): import it now, once
+    per process, in a thread of its own (the caller's may have a loop running, or one set as
+    current that anyio.run would unset)."""
+    warmer = threading.Thread(target=anyio.run, args=(anyio.sleep, 0), name="lia-preload")
+    warmer.start()
+    warmer.join()
+
+
 class OpenAIProvider:
     # OpenAI's current name; its newer models reject `max_tokens`.
     max_tokens_param = "max_completion_tokens"
@@ -63,12 +74,7 @@ class OpenAIProvider:
         (~50 ms, on the event loop if it happens there); the first loop to ask takes this one."""
         if self._spare is None:
             self._spare = self._new_client()
-        # httpcore's first request imports anyio's asyncio backend (~15 ms): import it now, in
-        # a thread of its own (this one may have a loop running, or one set as current that
-        # anyio.run would unset).
-        warmer = threading.Thread(target=anyio.run, args=(anyio.sleep, 0), name="lia-preload")
-        warmer.start()
-        warmer.join()
+        _import_anyio_backend()
 
     def _new_client(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
