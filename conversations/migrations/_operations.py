@@ -1,7 +1,8 @@
-"""Index operations for the migrations that change an index on a busy table: CONCURRENTLY on
-PostgreSQL (a plain CREATE INDEX holds off every write to the table, every chat turn, while it
-reads the whole table), plain on other databases. A migration using them sets `atomic = False`.
-(The leading underscore keeps Django's migration loader from taking this module for a migration.)"""
+"""Operations for migrations that need PostgreSQL's own features, with what other databases do
+instead. Index changes on a busy table run CONCURRENTLY on PostgreSQL (a plain CREATE INDEX holds
+off every write to the table, every chat turn, while it reads the whole table) and plain
+elsewhere; a migration using them sets `atomic = False`. (The leading underscore keeps Django's
+migration loader from taking this module for a migration.)"""
 
 from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.db import migrations
@@ -29,3 +30,16 @@ class AddIndexConcurrentlyOnPostgreSQL(_PlainOutsidePostgreSQL, AddIndexConcurre
 
 class RemoveIndexConcurrentlyOnPostgreSQL(_PlainOutsidePostgreSQL, RemoveIndexConcurrently):
     plain = migrations.RemoveIndex
+
+
+class RunSQLOnPostgreSQL(migrations.RunSQL):
+    """SQL that only PostgreSQL runs (a PL/pgSQL function); nothing on other databases, whose
+    code paths don't use it."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
