@@ -14,13 +14,14 @@ expire (CONTRACT §3.1), unless issued before `tokens_valid_after` (logout of su
 it). A token carrying Lia's `token_type` must carry the other two.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Value
+from django.db import connection
 from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.state import token_backend
@@ -71,11 +72,27 @@ def token_decode(raw: str) -> dict[str, Any]:
     return payload
 
 
+@functools.cache
+def _token_user_sql() -> str:
+    """The user, and whether the token's jti is revoked, in one query. Written out rather than
+    built by the ORM: every authenticated request runs it, and compiling the annotated queryset
+    cost more than the query's round trip (~0.8 ms a request on the benchmark's machine)."""
+    quote = connection.ops.quote_name
+    user, revoked = User._meta, RevokedToken._meta
+    # Names from the models' metadata only; the values are parameters.
+    return (
+        f"SELECT u.*, EXISTS (SELECT 1 FROM {quote(revoked.db_table)} r"  # noqa: S608
+        f" WHERE r.{quote(revoked.get_field('jti').column)} = %s"
+        f" AND r.{quote(revoked.get_field('user').column)} = u.{quote(user.pk.column)}) AS token_revoked"
+        f" FROM {quote(user.db_table)} u WHERE u.{quote(user.pk.column)} = %s"
+    )
+
+
 def token_user(payload: dict[str, Any]) -> User:
     """The active user a decoded token speaks for, in one query that also checks revocation."""
     jti = payload.get("jti")
-    revoked = Exists(RevokedToken.objects.filter(jti=jti, user=OuterRef("pk"))) if jti else Value(False)
-    user = User.objects.filter(pk=int(payload["sub"])).annotate(token_revoked=revoked).first()
+    # A token without a jti (the FastAPI backend's) matches no revoked row.
+    user = next(iter(User.objects.raw(_token_user_sql(), [jti, int(payload["sub"])])), None)
     if user is None:
         raise TokenRejected("User not found")
     if user.token_revoked or not user.is_active:  # type: ignore[attr-defined]
