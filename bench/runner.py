@@ -321,6 +321,8 @@ class Bench:
         self.tokens: list[str] = []
         self.prefilled = 0  # past conversations created before the levels (--prefill)
         self.redis_prefix = f"lia-bench-{secrets.token_hex(4)}"
+        self.secret_key = secrets.token_urlsafe(50)  # the server's, fresh for every benchmark
+        self.jwt_secret = secrets.token_urlsafe(64)
         self.tmp: tempfile.TemporaryDirectory[str] | None = None
         self.fake_urls: dict[str, str] = {}
         self.spare: LiaServer | None = None  # the registration's server, kept when servers are reused
@@ -572,8 +574,6 @@ class Bench:
         limit = raise_open_files_limit()
         if max(config.levels) * 3 + 256 > limit:
             log(config, f"warning: open-files limit {limit} may be too low for {max(config.levels)} streams")
-        self.secret_key = secrets.token_urlsafe(50)
-        self.jwt_secret = secrets.token_urlsafe(64)
         self.tmp = tempfile.TemporaryDirectory(prefix="lia-bench-", dir=config.sqlite_dir) if config.embedded else None
         report: dict[str, Any] = {"meta": self.meta(), "fake": {}, "runs": []}
         try:
