@@ -118,6 +118,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         {
             "application_name": env.str("DATABASE_APPLICATION_NAME", default="lia"),
             "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=5),
+            # The kernel probes a connection idle for a minute and drops it when nothing answers
+            # (a peer gone silent: a failover, a NAT's or load balancer's idle timeout), so the
+            # pool's check sees it closed (lia.db.postgresql).
+            "keepalives": 1,
+            "keepalives_idle": 60,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
             "pool": {
                 "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
                 "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
@@ -138,6 +145,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+# A pooled connection back for less than this, with nothing received since, is handed out
+# without the check query (lia.db.postgresql); 0 checks every connection before use.
+DATABASE_POOL_CHECK_IDLE_SECONDS = env.float("DATABASE_POOL_CHECK_IDLE_SECONDS", default=5.0)
+
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

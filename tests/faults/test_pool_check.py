@@ -1,31 +1,47 @@
-"""The pool's connection check (lia.db.postgresql): a connection that stayed silent in the pool
-is handed out without a round trip; one whose server ended it is caught and replaced before a
-request sees it."""
+"""The pool's connection check (lia.db.postgresql), on a pool built by the backend as Django
+builds it: a connection back in the pool a moment ago and silent since is handed out without a
+round trip; one whose server ended it, one idle past the window and one with something to read
+get the real check first."""
 
+import time
 import uuid
 
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from lia.db.postgresql.base import check_pooled_connection
+from lia.db.postgresql.base import DatabaseWrapper, check_pooled_connection
 from lia.testing.servers import wait_until
 
 
 @pytest.fixture
 def pool(postgres):
     name = f"lia-pool-{uuid.uuid4().hex[:8]}"
-    with ConnectionPool(
-        f"{postgres.url('postgres')}?application_name={name}",
-        min_size=1,
-        max_size=1,
-        check=check_pooled_connection,
-        reconnect_timeout=10,
-        timeout=10,
-    ) as pool:
-        pool.wait(timeout=10)
-        pool.application_name = name  # type: ignore[attr-defined]
+    wrapper = DatabaseWrapper(
+        {
+            "ENGINE": "lia.db.postgresql",
+            "NAME": "postgres",
+            "USER": "postgres",
+            "PASSWORD": "",
+            "HOST": "127.0.0.1",
+            "PORT": str(postgres.port),
+            "OPTIONS": {"application_name": name, "pool": {"min_size": 1, "max_size": 1, "timeout": 10}},
+            "CONN_MAX_AGE": 0,
+            "CONN_HEALTH_CHECKS": True,
+            "AUTOCOMMIT": True,
+            "ATOMIC_REQUESTS": False,
+            "TIME_ZONE": None,
+            "TEST": {},
+        },
+        alias=f"pool-check-{name}",
+    )
+    pool = wrapper.pool
+    pool.open(wait=True, timeout=10)
+    pool.application_name = name  # type: ignore[attr-defined]
+    try:
         yield pool
+    finally:
+        wrapper.close_pool()
 
 
 @pytest.fixture
@@ -47,7 +63,14 @@ def backend_pid(pool: ConnectionPool) -> int:
         return conn.execute("SELECT pg_backend_pid()").fetchone()[0]
 
 
-def test_a_silent_connection_is_handed_out_without_a_round_trip(pool, round_trip_checks):
+def test_the_backend_installs_its_check(pool):
+    assert pool._check is check_pooled_connection
+
+
+def test_a_connection_back_a_moment_ago_and_silent_is_handed_out_without_a_round_trip(pool, round_trip_checks):
+    backend_pid(pool)  # once through the pool: now it has come back
+    round_trip_checks.clear()
+
     pids = {backend_pid(pool) for _ in range(5)}
 
     assert len(pids) == 1  # the same connection each time, kept
@@ -63,10 +86,36 @@ def test_a_connection_its_server_ended_is_replaced_before_use(pool, postgres, ro
     after = backend_pid(pool)
 
     assert after != before
-    assert round_trip_checks  # the silent-socket shortcut did not hand out the dead one
+    assert round_trip_checks  # the shortcut did not hand out the dead one
 
 
-def test_a_broken_connection_gets_the_real_check(postgres, round_trip_checks):
+def test_a_connection_idle_past_the_window_is_checked_and_kept(pool, settings, round_trip_checks):
+    settings.DATABASE_POOL_CHECK_IDLE_SECONDS = 0.2
+    before = backend_pid(pool)
+    round_trip_checks.clear()
+    time.sleep(0.3)
+
+    after = backend_pid(pool)
+
+    assert round_trip_checks == [1]
+    assert after == before  # it answered: kept
+
+
+def test_a_connection_with_something_to_read_is_checked_and_kept(pool, postgres, round_trip_checks):
+    with pool.connection() as conn:
+        before = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        conn.execute("LISTEN lia_pool_check")
+    postgres.execute("NOTIFY lia_pool_check")  # arrives on the idle connection's socket
+    time.sleep(0.2)
+    round_trip_checks.clear()
+
+    after = backend_pid(pool)
+
+    assert round_trip_checks == [1]
+    assert after == before
+
+
+def test_a_closed_connection_gets_the_real_check(postgres, round_trip_checks):
     with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
         conn.close()
         with pytest.raises(psycopg.OperationalError):

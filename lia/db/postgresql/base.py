@@ -2,15 +2,18 @@
 
 Django builds the pool with psycopg_pool's plain check when CONN_HEALTH_CHECKS is on: a round
 trip to the server (an empty query) every time a connection is handed out, so every request
-paid one more round trip before its first query. This backend swaps it for
-`check_pooled_connection` when the pool is created, which does two things differently:
+paid one more round trip before its first query. This backend swaps in `check_pooled_connection`
+(and a `reset` hook that notes when a connection came back) when the pool is created:
 
-- A connection whose socket has stayed silent since it was put back is handed out without
-  asking the server. A server that ends a session (restart, pg_terminate_backend(),
-  idle_session_timeout) sends its FATAL message, or at least the end of the stream, first; only
-  a connection with something to read, or one psycopg already knows is broken, gets the real
-  check. (What neither check catches quickly is a peer that vanished without a word: the round
-  trip would wait for TCP to give up too.)
+- A connection put back less than DATABASE_POOL_CHECK_IDLE_SECONDS ago (5 s by default), whose
+  socket has stayed silent since, and that psycopg doesn't know to be broken, is handed out
+  without asking the server: under load that is nearly every checkout. A server that ends a
+  session (restart, pg_terminate_backend(), idle_session_timeout) sends its FATAL message, or at
+  least the end of the stream, first. PgBouncer's server_check_delay (30 s by default) is the
+  same bargain. Past the window, or with anything to read, the real check runs: a peer that
+  dropped an idle connection without a word (a NAT or load balancer's idle timeout, a failover)
+  answers it with a reset, and the pool tries another connection. TCP keepalives (settings)
+  make the kernel notice such a peer on a connection idle in the pool, too.
 - When the real check fails, the pool checks all its idle connections at once
   (`pool.check()` replaces the broken ones in the background). When PostgreSQL restarts, all
   the idle connections die together, and trying them one by one, each after psycopg_pool's
@@ -20,17 +23,29 @@ paid one more round trip before its first query. This backend swaps it for
 """
 
 import select
+import time
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
+RETURNED_AT = "_lia_returned_at"  # set on the psycopg connection by connection_returned
 
-def _silent_since_returned(conn: Any) -> bool:
-    """Nothing has arrived on the connection's socket, and psycopg sees nothing wrong with it.
-    (poll, not select: a server process with a thousand open streams has descriptors past
-    select's 1024.)"""
+
+def connection_returned(conn: Any) -> None:
+    """The pool's `reset` hook: runs each time a connection is put back (idle, autocommit)."""
+    setattr(conn, RETURNED_AT, time.monotonic())
+
+
+def _recently_returned_and_silent(conn: Any) -> bool:
+    """Put back within the window, nothing arrived on its socket since, and psycopg sees
+    nothing wrong with it. (poll, not select: a server process with a thousand open streams
+    has descriptors past select's 1024.)"""
+    returned_at = getattr(conn, RETURNED_AT, None)
+    if returned_at is None or time.monotonic() - returned_at > settings.DATABASE_POOL_CHECK_IDLE_SECONDS:
+        return False
     if conn.closed or conn.broken:
         return False
     try:
@@ -42,7 +57,7 @@ def _silent_since_returned(conn: Any) -> bool:
 
 
 def check_pooled_connection(conn: Any) -> None:
-    if _silent_since_returned(conn):
+    if _recently_returned_and_silent(conn):
         return
     try:
         ConnectionPool.check_connection(conn)
@@ -57,9 +72,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self) -> ConnectionPool | None:
         pool = super().pool
-        # The check Django set up (CONN_HEALTH_CHECKS), in psycopg_pool's private attribute.
-        if pool is not None and getattr(pool, "_check", None) is ConnectionPool.check_connection:
+        if pool is None:
+            return None
+        # The check Django set up (CONN_HEALTH_CHECKS), and the reset hook, in psycopg_pool's
+        # private attributes.
+        if not hasattr(pool, "_check") or not hasattr(pool, "_reset"):
+            raise ImproperlyConfigured("psycopg_pool.ConnectionPool no longer has _check/_reset: see lia.db.postgresql")
+        if pool._check is ConnectionPool.check_connection:
             pool._check = check_pooled_connection
-        elif pool is not None and not hasattr(pool, "_check"):
-            raise ImproperlyConfigured("psycopg_pool.ConnectionPool no longer has _check: see lia.db.postgresql")
+            if pool._reset is None:
+                pool._reset = connection_returned
         return pool
