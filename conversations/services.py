@@ -6,13 +6,14 @@ half-write the running state)."""
 import json
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import ProgrammingError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -29,6 +30,7 @@ from conversations.selectors import (
 logger = structlog.get_logger("lia.chat")
 
 TITLE_LENGTH = 50
+UNDEFINED_FUNCTION = "42883"  # PostgreSQL's SQLSTATE for a function that doesn't exist
 
 # Given the conversation's sentiment state, returns (new state, the user message's sentiment_data).
 SentimentFold = Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, dict[str, Any] | None]]
@@ -122,7 +124,7 @@ def _write_ahead(
     """The write-ahead with the ORM, in one transaction (SQLite, and the reference for the
     PostgreSQL function)."""
     with transaction.atomic():
-        if stream_cap:
+        if stream_cap > 0:
             # One turn start per user at a time, so two can't both squeeze under the cap.
             User.objects.select_for_update().filter(pk=user.pk).first()
             streaming = user_streams_elsewhere(
@@ -180,28 +182,45 @@ def _write_ahead_in_one_statement(
     stream_cap: int,
 ) -> WriteAhead:
     """The write-ahead as one call of `conversations_turn_start` (PostgreSQL): atomic on its own,
-    and its in-flight check is made before the history is read, as `_write_ahead`'s is."""
+    and its in-flight check is made before the history is read, as `_write_ahead`'s is. Inside
+    an outer transaction (tests, a caller's atomic block) it runs in a savepoint, so a failure
+    leaves that transaction usable. Where migration 0005 hasn't run yet (new code deployed
+    before `migrate`), the ORM writes the turn, and every such turn logs an error."""
     conversation_id = existing_id or uuid.uuid4()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT * FROM conversations_turn_start("
-            "%s::bigint, %s::uuid, %s::boolean, %s::varchar, %s::text, %s::varchar, %s::varchar, %s::jsonb,"
-            " %s::timestamptz, %s::timestamptz, %s::integer)",
-            [
-                user.pk,
-                conversation_id,
-                existing_id is None,
-                conversation_title_from(text),
-                text,
-                provider,
-                model,
-                json.dumps(_placeholder_model_info(provider, model)),
-                now,
-                heartbeat_cutoff(now),
-                stream_cap,
-            ],
+    try:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT * FROM conversations_turn_start("
+                "%s::bigint, %s::uuid, %s::boolean, %s::varchar, %s::text, %s::varchar, %s::varchar, %s::jsonb,"
+                " %s::timestamptz, %s::timestamptz, %s::integer)",
+                [
+                    user.pk,
+                    conversation_id,
+                    existing_id is None,
+                    conversation_title_from(text),
+                    text,
+                    provider,
+                    model,
+                    json.dumps(_placeholder_model_info(provider, model)),
+                    now,
+                    heartbeat_cutoff(now),
+                    stream_cap,
+                ],
+            )
+            outcome, user_message_id, assistant_message_id, in_flight = cursor.fetchone()
+    except ProgrammingError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != UNDEFINED_FUNCTION:
+            raise
+        logger.error("chat.turn.write_ahead_function_missing", hint="run `manage.py migrate`")
+        return _write_ahead(
+            user=user,
+            existing_id=existing_id,
+            text=text,
+            provider=provider,
+            model=model,
+            now=now,
+            stream_cap=stream_cap,
         )
-        outcome, user_message_id, assistant_message_id, in_flight = cursor.fetchone()
     if outcome == "too_many_streams":
         raise TooManyStreams(stream_cap)
     if outcome == "not_found":

@@ -3,7 +3,9 @@ since every chat request waits for it before its first byte. On PostgreSQL it is
 function `conversations_turn_start`; elsewhere the ORM's `_write_ahead`, which the function must
 match row for row."""
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -115,28 +117,36 @@ class Case:
     """What is in the database before the turn, and which conversation the turn names."""
 
     name: str
-    conversation: str | None = None  # None: a first turn; else "mine", "empty", "theirs", "unknown"
-    streaming_elsewhere: int = 0
-    stale_elsewhere: int = 0
-    earlier_reply_streaming: bool = False
+    conversation: str | None = None  # None: a first turn; else "mine", "untitled", "theirs", "unknown"
+    streaming_elsewhere: int = 0  # alice's live replies in other conversations
+    stale_elsewhere: int = 0  # ... streaming, but their heartbeat stopped
+    finished_elsewhere: int = 0  # ... finished a moment ago (complete, fresh updated_at)
+    bob_streaming: int = 0  # another user's live replies
+    earlier_reply: str | None = None  # in the turn's conversation: None, "streaming" or "stale"
+    untitled_with_messages: bool = False  # "untitled": it already has messages
     stream_cap: int = 4
 
 
 CASES = [
     Case("first turn"),
     Case("later turn", conversation="mine"),
-    Case("later turn, earlier reply still streaming", conversation="mine", earlier_reply_streaming=True),
-    Case("a conversation without messages or title gets one", conversation="empty"),
+    Case("later turn, earlier reply still streaming", conversation="mine", earlier_reply="streaming"),
+    Case("later turn, earlier reply's heartbeat stopped", conversation="mine", earlier_reply="stale"),
+    Case("a conversation without messages or title gets one", conversation="untitled"),
+    Case("an untitled conversation with messages keeps no title", conversation="untitled", untitled_with_messages=True),
     Case("cap reached", streaming_elsewhere=4),
     Case("cap reached by a later turn", conversation="mine", streaming_elsewhere=4),
     Case(
         "streams in the turn's own conversation don't count",
         conversation="mine",
-        earlier_reply_streaming=True,
+        earlier_reply="streaming",
         streaming_elsewhere=3,
     ),
     Case("replies with a stale heartbeat don't count", streaming_elsewhere=3, stale_elsewhere=5),
+    Case("finished replies don't count", streaming_elsewhere=3, finished_elsewhere=5),
+    Case("another user's streams don't count", streaming_elsewhere=3, bob_streaming=5),
     Case("no cap", streaming_elsewhere=9, stream_cap=0),
+    Case("a negative cap is no cap", streaming_elsewhere=9, stream_cap=-1),
     Case("someone else's conversation", conversation="theirs"),
     Case("unknown conversation", conversation="unknown"),
 ]
@@ -144,6 +154,7 @@ CASES = [
 
 def arrange(case: Case, alice, bob, now) -> uuid.UUID | None:
     earlier = now - timedelta(hours=1)  # every timestamp fixed relative to `now`
+    stale = heartbeat_cutoff(now) - timedelta(seconds=1)
 
     def conversation(owner, title: str | None = "Earlier") -> Conversation:
         return Conversation.objects.create(user=owner, title=title, created_at=earlier, updated_at=earlier)
@@ -161,18 +172,26 @@ def arrange(case: Case, alice, bob, now) -> uuid.UUID | None:
             updated_at=updated_at,
         )
 
-    for _ in range(case.streaming_elsewhere):
-        reply(conversation(alice.user), TurnStatus.STREAMING, now)
-    for _ in range(case.stale_elsewhere):
-        reply(conversation(alice.user), TurnStatus.STREAMING, heartbeat_cutoff(now) - timedelta(seconds=1))
+    for status, updated_at, count in [
+        (TurnStatus.STREAMING, now, case.streaming_elsewhere),
+        (TurnStatus.STREAMING, stale, case.stale_elsewhere),
+        (TurnStatus.COMPLETE, now, case.finished_elsewhere),
+    ]:
+        for _ in range(count):
+            reply(conversation(alice.user), status, updated_at)
+    for _ in range(case.bob_streaming):
+        reply(conversation(bob.user), TurnStatus.STREAMING, now)
     if case.conversation == "mine":
         mine = conversation(alice.user)
         reply(mine, TurnStatus.COMPLETE, now - timedelta(minutes=5))
-        if case.earlier_reply_streaming:
-            reply(mine, TurnStatus.STREAMING, now)
+        if case.earlier_reply:
+            reply(mine, TurnStatus.STREAMING, now if case.earlier_reply == "streaming" else stale)
         return mine.pk
-    if case.conversation == "empty":
-        return conversation(alice.user, title=None).pk
+    if case.conversation == "untitled":
+        untitled = conversation(alice.user, title=None)
+        if case.untitled_with_messages:
+            reply(untitled, TurnStatus.COMPLETE, earlier)
+        return untitled.pk
     if case.conversation == "theirs":
         return conversation(bob.user).pk
     if case.conversation == "unknown":
@@ -180,37 +199,23 @@ def arrange(case: Case, alice, bob, now) -> uuid.UUID | None:
     return None
 
 
-def database_rows(alice, bob) -> list[tuple]:
-    """Everything both users have, without the generated ids."""
-    rows: list[tuple] = []
-    for conversation in Conversation.objects.filter(user__in=[alice.user, bob.user]).order_by("created_at", "title"):
-        rows.append(
-            (
-                conversation.user_id,
-                conversation.title,
-                conversation.created_at,
-                conversation.updated_at,
-                conversation.sentiment_state,
-                conversation.status,
-                conversation.provider,
-                conversation.model,
-            )
-        )
-        for message in conversation.messages.order_by("id"):
-            rows.append(
-                (
-                    message.role,
-                    message.content,
-                    message.status,
-                    message.sentiment_data,
-                    message.model_info,
-                    message.prompt_tokens,
-                    message.completion_tokens,
-                    message.created_at,
-                    message.updated_at,
-                )
-            )
-    return rows
+def row(instance, now) -> tuple:
+    """Every stored field but the generated ids, timestamps relative to `now`."""
+    values = []
+    for field in instance._meta.concrete_fields:
+        if field.primary_key or field.name == "conversation":
+            continue
+        value = getattr(instance, field.attname)
+        values.append((field.name, value - now if hasattr(value, "tzinfo") else value))
+    return tuple(values)
+
+
+def database_rows(alice, bob, now) -> list[tuple]:
+    """Everything both users have: each conversation with its messages, in a stable order."""
+    return sorted(
+        (row(conversation, now), tuple(row(message, now) for message in conversation.messages.order_by("id")))
+        for conversation in Conversation.objects.filter(user__in=[alice.user, bob.user])
+    )
 
 
 def outcome(write, case: Case, alice, bob) -> Any:
@@ -232,14 +237,13 @@ def outcome(write, case: Case, alice, bob) -> Any:
                 answer: Any = type(exc).__name__
             else:
                 messages = Message.objects.filter(pk__in=[written.user_message_id, written.assistant_message_id])
+                assert {m.conversation_id for m in messages} == {written.conversation_id}
                 answer = (
                     written.conversation_id == existing_id,
                     sorted((m.pk == written.user_message_id, m.role, m.status) for m in messages),
                     written.earlier_turn_in_flight,
                 )
-            # Relative to `now`, which differs between the two runs.
-            rows = [tuple(v - now if hasattr(v, "tzinfo") else v for v in row) for row in database_rows(alice, bob)]
-            raise Undo((answer, rows))
+            raise Undo((answer, database_rows(alice, bob, now)))
     except Undo as undone:
         return undone.outcome
 
@@ -250,3 +254,41 @@ def test_the_postgresql_function_writes_what_the_orm_writes(case, alice, bob):
     expected = outcome(_write_ahead, case, alice, bob)
 
     assert outcome(_write_ahead_in_one_statement, case, alice, bob) == expected
+
+
+@pytest.mark.skipif(not POSTGRESQL, reason="the function exists on PostgreSQL only (its pass of .ci/run)")
+def test_without_the_function_the_orm_writes_the_turn(alice, caplog):
+    """New code deployed before `migrate`: turns still start (and say what is missing)."""
+    with connection.cursor() as cursor:  # rolled back with the test's transaction
+        cursor.execute(
+            "DROP FUNCTION conversations_turn_start(bigint, uuid, boolean, varchar, text, varchar, varchar, jsonb,"
+            " timestamptz, timestamptz, integer)"
+        )
+
+    turn = start(alice)
+
+    assert Message.objects.filter(conversation_id=turn.conversation_id).count() == 2
+    assert "chat.turn.write_ahead_function_missing" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_turns_of_one_user_never_pass_the_cap(alice, settings):
+    """Six first turns at once, each on its own connection, against a cap of two: two start."""
+    settings.CHAT_MAX_CONCURRENT_STREAMS = 2
+    ready = threading.Barrier(6)
+
+    def one() -> str:
+        ready.wait(timeout=10)
+        try:
+            start(alice)
+            return "started"
+        except TooManyStreams:
+            return "refused"
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: one(), range(6)))
+
+    assert sorted(results) == ["refused"] * 4 + ["started"] * 2
+    assert Message.objects.filter(status=TurnStatus.STREAMING).count() == 2
