@@ -96,11 +96,16 @@ def log(config: Config, message: str) -> None:
 # --- child processes ---------------------------------------------------------------------------
 
 
+# Environment variables that configure Lia: the benchmark's servers get none of the caller's.
+LIA_SETTING_PREFIXES = (
+    *("DJANGO_", "DATABASE_", "REDIS_", "LLM_", "OPENAI_", "GEMINI_", "GOOGLE_", "CHAT_", "RATE_LIMIT_"),
+    *("LOG_", "CACHE_", "JWT_", "COOKIE_", "SENTIMENT_", "DEFAULT_LLM_", "CORS_", "TRUSTED_PROXY"),
+)
+
+
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The runner's environment without anything that configures Lia, plus `extra`."""
-    prefixes = ("DJANGO_", "DATABASE_", "REDIS_", "LLM_", "OPENAI_", "GEMINI_", "GOOGLE_", "CHAT_", "RATE_LIMIT_")
-    prefixes += ("LOG_", "CACHE_", "JWT_", "COOKIE_", "SENTIMENT_", "DEFAULT_LLM_", "CORS_", "TRUSTED_PROXY")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(LIA_SETTING_PREFIXES)}
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra or {})

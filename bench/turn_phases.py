@@ -2,7 +2,7 @@
 `python -m bench.turn_phases [--turns 300] [--later] [--embedded]`.
 
 The provider fake runs in its own process (as in the benchmark); Lia's ASGI application runs in
-this one, under the benchmark's production settings, against a fresh `lia_bench` database (or
+this one, under the benchmark's production settings, against a fresh `lia_bench_turns` database (or
 SQLite with `--embedded`). One turn at a time, each a POST /api/v1/chat/stream with a bearer
 token, timed from the call into the application to its first `event: chunk`; timestamps taken
 at the steps below give the median time to each. The same requests straight to the fake, over a
@@ -25,7 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.runner import Bench, Config, drop_postgres, fake_provider
+from bench.runner import LIA_SETTING_PREFIXES, Bench, Config, clear_redis, drop_postgres, fake_provider
+
+# Not the benchmark's lia_bench: the two can run at once.
+DATABASE_URL = "postgres://postgres@127.0.0.1:5432/lia_bench_turns"
 
 # (step, what is timed: "module:attribute", when: "call" or "return"), in the order they happen.
 STEPS: list[tuple[str, str, str]] = [
@@ -245,36 +248,53 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def close_database() -> None:
+    """Every connection this process opened, its pool included (before the database is dropped)."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return
+    from django.db import connections
+
+    connections.close_all()
+    wrapper = connections["default"]
+    if getattr(wrapper, "pool", None) is not None:
+        wrapper.close_pool()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--later", action="store_true", help="turns in existing conversations (with history)")
     parser.add_argument("--embedded", action="store_true", help="SQLite in a temporary directory")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", Config.database_url))
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_TURNS_DATABASE_URL", DATABASE_URL))
     parser.add_argument("--chunks", type=int, default=5, help="text chunks per reply")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
+    if args.turns < 2:
+        parser.error("--turns must be at least 2")
     config = Config(embedded=args.embedded, database_url=args.database_url, chunks=args.chunks, delay=0.002)
     bench = Bench(config)
     bench.tmp = tempfile.TemporaryDirectory(prefix="lia-turns-") if args.embedded else None
     with fake_provider(config) as urls:
         bench.fake_urls = urls
-        env = {**bench.server_env(), "CHAT_SWEEP_IN_SERVER": "false"}
-        bench.migrate()
         try:
-            os.environ.update(env)
+            bench.migrate()  # a fresh database (its name must contain "bench"), migrated
+            # This process is the server: only the benchmark's settings, none of the caller's.
+            for key in [key for key in os.environ if key.startswith(LIA_SETTING_PREFIXES)]:
+                del os.environ[key]
+            os.environ.update({**bench.server_env(), "CHAT_SWEEP_IN_SERVER": "false"})
             import django
 
             django.setup(set_prefix=False)
             result = asyncio.run(measure(args.turns, args.later, urls["openai_base_url"]))
         finally:
-            from django.db import connections
-
-            connections.close_all()
+            close_database()
             if bench.tmp is not None:
                 bench.tmp.cleanup()
             else:
                 drop_postgres(config)
+                clear_redis(config.redis_url, bench.redis_prefix)
     sys.stdout.write((json.dumps(result) if args.json else report(result)) + "\n")
 
 
