@@ -79,13 +79,15 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
             raise ConversationNotFound()
     write = _write_ahead_in_one_statement if connection.vendor == "postgresql" else _write_ahead
     written = write(
-        user=user,
-        existing_id=existing_id,
-        text=text,
-        provider=provider,
-        model=model,
-        now=timezone.now(),
-        stream_cap=settings.CHAT_MAX_CONCURRENT_STREAMS,
+        TurnWrite(
+            user=user,
+            existing_id=existing_id,
+            text=text,
+            provider=provider,
+            model=model,
+            now=timezone.now(),
+            stream_cap=settings.CHAT_MAX_CONCURRENT_STREAMS,
+        )
     )
     logger.info("chat.turn.started", conversation_id=str(written.conversation_id), message_id=written.user_message_id)
     return TurnStart(
@@ -100,6 +102,19 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
 
 
 @dataclass(frozen=True)
+class TurnWrite:
+    """What the write-ahead writes: a turn of `user` in `existing_id` (None: a new conversation)."""
+
+    user: User
+    existing_id: uuid.UUID | None
+    text: str
+    provider: str
+    model: str
+    now: datetime
+    stream_cap: int  # CHAT_MAX_CONCURRENT_STREAMS; <= 0: no cap
+
+
+@dataclass(frozen=True)
 class WriteAhead:
     conversation_id: uuid.UUID
     user_message_id: int
@@ -111,52 +126,48 @@ def _placeholder_model_info(provider: str, model: str) -> dict[str, Any]:
     return {"provider": provider, "model": model, "thoughts": None}
 
 
-def _write_ahead(
-    *,
-    user: User,
-    existing_id: uuid.UUID | None,
-    text: str,
-    provider: str,
-    model: str,
-    now: datetime,
-    stream_cap: int,
-) -> WriteAhead:
+def _write_ahead(turn: TurnWrite) -> WriteAhead:
     """The write-ahead with the ORM, in one transaction (SQLite, and the reference for the
     PostgreSQL function)."""
+    now = turn.now
     with transaction.atomic():
-        if stream_cap > 0:
+        if turn.stream_cap > 0:
             # One turn start per user at a time, so two can't both squeeze under the cap.
-            User.objects.select_for_update().filter(pk=user.pk).first()
+            User.objects.select_for_update().filter(pk=turn.user.pk).first()
             streaming = user_streams_elsewhere(
-                user=user, conversation_id=existing_id, alive_since=heartbeat_cutoff(now)
+                user=turn.user, conversation_id=turn.existing_id, alive_since=heartbeat_cutoff(now)
             )
-            if streaming >= stream_cap:
-                raise TooManyStreams(stream_cap)
-        turn = {"updated_at": now, "status": TurnStatus.STREAMING, "provider": provider, "model": model}
-        if existing_id is None:
+            if streaming >= turn.stream_cap:
+                raise TooManyStreams(turn.stream_cap)
+        fields = {"updated_at": now, "status": TurnStatus.STREAMING, "provider": turn.provider, "model": turn.model}
+        if turn.existing_id is None:
             conversation = Conversation.objects.create(
-                user=user, title=conversation_title_from(text), created_at=now, **turn
+                user=turn.user, title=conversation_title_from(turn.text), created_at=now, **fields
             )
         else:
-            conversation = Conversation.objects.select_for_update().filter(pk=existing_id, user=user).first()
+            conversation = Conversation.objects.select_for_update().filter(pk=turn.existing_id, user=turn.user).first()
             if conversation is None:  # unknown, someone else's, or deleted a moment ago
-                conversation_get_for_user(user=user, conversation_id=existing_id)  # logs which, raises
+                conversation_get_for_user(user=turn.user, conversation_id=turn.existing_id)  # logs which, raises
                 raise ConversationNotFound()
             if conversation.title is None and not conversation.messages.exists():
-                conversation.title = conversation_title_from(text)
-            for name, value in turn.items():
+                conversation.title = conversation_title_from(turn.text)
+            for name, value in fields.items():
                 setattr(conversation, name, value)
-            conversation.save(update_fields=["title", *turn])
+            conversation.save(update_fields=["title", *fields])
         user_message, assistant_message = Message.objects.bulk_create(
             [
                 Message(
-                    conversation=conversation, role=Message.Role.USER, content=text, created_at=now, updated_at=now
+                    conversation=conversation,
+                    role=Message.Role.USER,
+                    content=turn.text,
+                    created_at=now,
+                    updated_at=now,
                 ),
                 Message(
                     conversation=conversation,
                     role=Message.Role.ASSISTANT,
                     status=TurnStatus.STREAMING,
-                    model_info=_placeholder_model_info(provider, model),
+                    model_info=_placeholder_model_info(turn.provider, turn.model),
                     created_at=now,
                     updated_at=now,
                 ),
@@ -165,28 +176,19 @@ def _write_ahead(
     # After the commit, and before the history is read: a reply that is no longer in flight is
     # stored, so the history read next has it. (Read first, the history could miss a reply
     # stored a moment before the check.)
-    in_flight = existing_id is not None and conversation_has_turn_in_flight(
+    in_flight = turn.existing_id is not None and conversation_has_turn_in_flight(
         conversation_id=conversation.pk, before_id=user_message.pk, alive_since=heartbeat_cutoff(now)
     )
     return WriteAhead(conversation.pk, user_message.pk, assistant_message.pk, in_flight)
 
 
-def _write_ahead_in_one_statement(
-    *,
-    user: User,
-    existing_id: uuid.UUID | None,
-    text: str,
-    provider: str,
-    model: str,
-    now: datetime,
-    stream_cap: int,
-) -> WriteAhead:
+def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
     """The write-ahead as one call of `conversations_turn_start` (PostgreSQL): atomic on its own,
     and its in-flight check is made before the history is read, as `_write_ahead`'s is. Inside
     an outer transaction (tests, a caller's atomic block) it runs in a savepoint, so a failure
     leaves that transaction usable. Where migration 0005 hasn't run yet (new code deployed
     before `migrate`), the ORM writes the turn, and every such turn logs an error."""
-    conversation_id = existing_id or uuid.uuid4()
+    conversation_id = turn.existing_id or uuid.uuid4()
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
             cursor.execute(
@@ -194,17 +196,17 @@ def _write_ahead_in_one_statement(
                 "%s::bigint, %s::uuid, %s::boolean, %s::varchar, %s::text, %s::varchar, %s::varchar, %s::jsonb,"
                 " %s::timestamptz, %s::timestamptz, %s::integer)",
                 [
-                    user.pk,
+                    turn.user.pk,
                     conversation_id,
-                    existing_id is None,
-                    conversation_title_from(text),
-                    text,
-                    provider,
-                    model,
-                    json.dumps(_placeholder_model_info(provider, model)),
-                    now,
-                    heartbeat_cutoff(now),
-                    stream_cap,
+                    turn.existing_id is None,
+                    conversation_title_from(turn.text),
+                    turn.text,
+                    turn.provider,
+                    turn.model,
+                    json.dumps(_placeholder_model_info(turn.provider, turn.model)),
+                    turn.now,
+                    heartbeat_cutoff(turn.now),
+                    turn.stream_cap,
                 ],
             )
             outcome, user_message_id, assistant_message_id, in_flight = cursor.fetchone()
@@ -212,19 +214,11 @@ def _write_ahead_in_one_statement(
         if getattr(exc.__cause__, "sqlstate", None) != UNDEFINED_FUNCTION:
             raise
         logger.error("chat.turn.write_ahead_function_missing", hint="run `manage.py migrate`")
-        return _write_ahead(
-            user=user,
-            existing_id=existing_id,
-            text=text,
-            provider=provider,
-            model=model,
-            now=now,
-            stream_cap=stream_cap,
-        )
+        return _write_ahead(turn)
     if outcome == "too_many_streams":
-        raise TooManyStreams(stream_cap)
+        raise TooManyStreams(turn.stream_cap)
     if outcome == "not_found":
-        conversation_get_for_user(user=user, conversation_id=conversation_id)  # logs which, raises
+        conversation_get_for_user(user=turn.user, conversation_id=conversation_id)  # logs which, raises
         raise ConversationNotFound()
     return WriteAhead(conversation_id, user_message_id, assistant_message_id, in_flight)
 

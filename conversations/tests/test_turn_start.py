@@ -18,6 +18,7 @@ from django.utils import timezone
 from conversations.exceptions import ConversationNotFound, TooManyStreams
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.services import (
+    TurnWrite,
     _write_ahead,
     _write_ahead_in_one_statement,
     heartbeat_cutoff,
@@ -225,13 +226,15 @@ def outcome(write, case: Case, alice, bob) -> Any:
             existing_id = arrange(case, alice, bob, now)
             try:
                 written = write(
-                    user=alice.user,
-                    existing_id=existing_id,
-                    text="A question that is long enough to be cut short in the conversation's title",
-                    provider="openai",
-                    model="m",
-                    now=now,
-                    stream_cap=case.stream_cap,
+                    TurnWrite(
+                        user=alice.user,
+                        existing_id=existing_id,
+                        text="A question that is long enough to be cut short in the conversation's title",
+                        provider="openai",
+                        model="m",
+                        now=now,
+                        stream_cap=case.stream_cap,
+                    )
                 )
             except (TooManyStreams, ConversationNotFound) as exc:
                 answer: Any = type(exc).__name__
