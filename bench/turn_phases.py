@@ -6,7 +6,7 @@ this one, under the benchmark's production settings, against a fresh `lia_bench_
 SQLite with `--embedded`). One turn at a time, each a POST /api/v1/chat/stream with a bearer
 token, timed from the call into the application to its first `event: chunk`; timestamps taken
 at the steps below give the median time to each. The same requests straight to the fake, over a
-new connection each like the benchmark's client, give what the provider itself takes. No server,
+new connection each by the benchmark's own client, give what the provider itself takes. No server,
 socket or client of Lia's is measured: `python -m bench` adds those.
 """
 
@@ -15,9 +15,7 @@ import asyncio
 import functools
 import json
 import os
-import re
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -25,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.client import one_stream
 from bench.runner import LIA_SETTING_PREFIXES, Bench, Config, clear_redis, drop_postgres, fake_provider
 
 # Not the benchmark's lia_bench: the two can run at once.
@@ -170,33 +169,21 @@ async def one_turn(application: Any, token: str, conversation_id: str | None, ma
     return (first_chunk - started) * 1000, conversation
 
 
-TEXT_CONTENT = re.compile(rb'"content": ?"[^"]')  # a delta with text (the first one has only the role)
+async def fake_first_chunks(job: dict[str, Any], turns: int) -> list[float]:
+    """ms to the fake's first text chunk, one request at a time, each on a new connection: the
+    benchmark's own client and its "fake TTFT"."""
+    opened = asyncio.Event()
+    opened.set()  # no start gate: one stream at a time
+    times = []
+    for _ in range(turns):
+        record = await one_stream(job, 0, opened, [time.perf_counter()])
+        if not record.ok or record.ttft_s is None:
+            raise RuntimeError(f"the fake's stream failed: {record.error}")
+        times.append(record.ttft_s * 1000)
+    return times
 
 
-async def fake_first_chunk(url: str) -> float:
-    """ms from connecting to the fake to its first text chunk (what the benchmark calls fake TTFT)."""
-    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hello there"}], "stream": True})
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
-    ).encode()
-    started = time.perf_counter()
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    writer.write(request)
-    seen = b""
-    while not TEXT_CONTENT.search(seen):
-        data = await reader.read(65536)
-        if not data:
-            raise RuntimeError("the fake ended its reply before a text chunk")
-        seen += data
-    elapsed = (time.perf_counter() - started) * 1000
-    writer.close()
-    return elapsed
-
-
-async def measure(turns: int, later: bool, fake_url: str) -> dict[str, Any]:
+async def measure(turns: int, later: bool, fake_job: dict[str, Any]) -> dict[str, Any]:
     from django.db import connection
 
     from accounts.models import User
@@ -222,7 +209,7 @@ async def measure(turns: int, later: bool, fake_url: str) -> dict[str, Any]:
         times.append(ms)
         # Later turns: ten per conversation (its history grows to 18 messages), then a new one.
         conversation = None if index % 10 == 9 else (conversation or started)
-    fake = [await fake_first_chunk(fake_url) for _ in range(turns)]
+    fake = await fake_first_chunks(fake_job, turns)
     return {"first_chunk_ms": times, "fake_ms": fake, "steps": marks.turns}
 
 
@@ -242,7 +229,7 @@ def report(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"first chunk p50 / p90: {first:.2f} / {statistics.quantiles(times, n=10)[-1]:.2f} ms",
-        f"the fake alone (new connection, raw HTTP) p50: {fake_p50:.2f} ms",
+        f"the fake alone (the benchmark's client, a new connection each) p50: {fake_p50:.2f} ms",
         f"Lia-added in process p50: {first - fake_p50:.2f} ms (a server, its socket and a client add more)",
     ]
     return "\n".join(lines)
@@ -287,7 +274,8 @@ def main() -> None:
             import django
 
             django.setup(set_prefix=False)
-            result = asyncio.run(measure(args.turns, args.later, urls["openai_base_url"]))
+            fake_job = bench.stream_job(urls["url"], "fake", n=1, rounds=1, ramp=0.0)
+            result = asyncio.run(measure(args.turns, args.later, fake_job))
         finally:
             close_database()
             if bench.tmp is not None:
