@@ -22,11 +22,14 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
 import redis
+
+if TYPE_CHECKING:
+    from lia.db.postgresql.base import DatabaseWrapper
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 POSTGRES_SHUTDOWN_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
@@ -277,6 +280,32 @@ class PostgresServer(_ProcessGroup):
             [application_name],
         )
         return sum(1 for (terminated,) in rows if terminated)
+
+
+def postgres_database(port: int, *, alias: str, options: dict[str, Any]) -> DatabaseWrapper:
+    """Lia's database backend for the `postgres` database of a PostgreSQL on 127.0.0.1:`port`,
+    with the settings Lia's would have (a pool in `options` included), outside
+    django.db.connections: a test's own connection or pool."""
+    from lia.db.postgresql.base import DatabaseWrapper
+
+    return DatabaseWrapper(
+        {
+            "ENGINE": "lia.db.postgresql",
+            "NAME": "postgres",
+            "USER": "postgres",
+            "PASSWORD": "",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "OPTIONS": options,
+            "CONN_MAX_AGE": 0,
+            "CONN_HEALTH_CHECKS": True,
+            "AUTOCOMMIT": True,
+            "ATOMIC_REQUESTS": False,
+            "TIME_ZONE": None,
+            "TEST": {},
+        },
+        alias=alias,
+    )
 
 
 class RedisServer(_ProcessGroup):

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 from django.db import connection
-from django.db.backends.postgresql.base import DatabaseWrapper
 
 from lia.management.commands import serve
 from lia.management.commands.serve import connection_budget_warning, postgres_accepted_connections
+from lia.testing.servers import postgres_database
 
 
 def test_more_pooled_connections_than_postgresql_accepts_is_a_warning():
@@ -64,22 +64,6 @@ def test_an_unreachable_postgresql_is_no_answer():
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]  # nothing listens on it once closed
-    database = DatabaseWrapper(
-        {
-            "ENGINE": "lia.db.postgresql",
-            "NAME": "lia",
-            "USER": "postgres",
-            "PASSWORD": "",
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "OPTIONS": {"connect_timeout": 2},
-            "TIME_ZONE": None,
-            "CONN_MAX_AGE": 0,
-            "CONN_HEALTH_CHECKS": False,
-            "AUTOCOMMIT": True,
-            "ATOMIC_REQUESTS": False,
-        },
-        alias="unreachable",
-    )
+    database = postgres_database(port, alias="unreachable", options={"connect_timeout": 2})
 
     assert postgres_accepted_connections(database) is None

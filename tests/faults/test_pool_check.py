@@ -10,30 +10,17 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from lia.db.postgresql.base import DatabaseWrapper, check_pooled_connection
-from lia.testing.servers import wait_until
+from lia.db.postgresql.base import check_pooled_connection
+from lia.testing.servers import postgres_database, wait_until
 
 
 @pytest.fixture
 def pool(postgres):
     name = f"lia-pool-{uuid.uuid4().hex[:8]}"
-    wrapper = DatabaseWrapper(
-        {
-            "ENGINE": "lia.db.postgresql",
-            "NAME": "postgres",
-            "USER": "postgres",
-            "PASSWORD": "",
-            "HOST": "127.0.0.1",
-            "PORT": str(postgres.port),
-            "OPTIONS": {"application_name": name, "pool": {"min_size": 1, "max_size": 1, "timeout": 10}},
-            "CONN_MAX_AGE": 0,
-            "CONN_HEALTH_CHECKS": True,
-            "AUTOCOMMIT": True,
-            "ATOMIC_REQUESTS": False,
-            "TIME_ZONE": None,
-            "TEST": {},
-        },
+    wrapper = postgres_database(
+        postgres.port,
         alias=f"pool-check-{name}",
+        options={"application_name": name, "pool": {"min_size": 1, "max_size": 1, "timeout": 10}},
     )
     pool = wrapper.pool
     pool.open(wait=True, timeout=10)
