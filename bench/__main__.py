@@ -138,6 +138,11 @@ def parse(argv: list[str] | None = None) -> Config:
         action="store_true",
         help="daphne under tracemalloc: allocation sites per open stream (slow: use e.g. --levels 50 --delay-ms 2000)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="run each level again against bench.floor (a bare SDK proxy, no Django) under the same server",
+    )
     parser.add_argument("--results-dir", type=Path, default=defaults.results_dir)
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: <results-dir>/<timestamp>.json)")
     parser.add_argument("--quiet", action="store_true")
@@ -174,6 +179,7 @@ def parse(argv: list[str] | None = None) -> Config:
         fresh_server=not args.reuse_server,
         profile=args.profile,
         tracemalloc=args.tracemalloc,
+        floor=args.floor,
         results_dir=args.results_dir,
         quiet=args.quiet,
     )

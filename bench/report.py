@@ -67,7 +67,7 @@ def summarize_streams(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def added(lia: dict[str, float | None], fake: dict[str, float | None]) -> dict[str, float | None]:
-    """Lia's TTFT percentile minus the fake's, percentile by percentile."""
+    """One TTFT minus another (Lia's minus the fake's, say), percentile by percentile."""
     return {
         key: None if lia.get(key) is None or fake.get(key) is None else round(lia[key] - fake[key], 2)  # type: ignore[operator]
         for key in (f"p{p}" for p in PERCENTILES)
@@ -106,6 +106,7 @@ def table(report: dict[str, Any]) -> str:
         f"{'KB/stream':>11}{'CPU ms/str':>11}{'cores':>6}{'PG max':>8}{'lag ms':>8}"
     )
     lines += [header, "-" * len(header)]
+    floors = [(run, level) for run in report["runs"] for level in run["levels"] if level.get("floor")]
     for run in report["runs"]:
         for level in run["levels"]:
             lia = level["lia"]
@@ -121,6 +122,19 @@ def table(report: dict[str, Any]) -> str:
                 f"{_fmt(rss['per_stream_kb'], 0):>11}{_fmt(level['cpu']['ms_per_stream']):>11}"
                 f"{_fmt(level['cpu']['cores'], 2):>6}{_fmt(pg.get('max'), 0):>8}"
                 f"{_fmt(lia['client_loop_lag_ms']['max_ms'], 0):>8}"
+            )
+    if floors:
+        lines += [
+            "",
+            f"{'server':<14}{'N':>6}  {'floor ok':>8}  {'errors':<14}{'floor TTFT p50/95/99 ms':>24}"
+            f"{'floor-added':>22}{'Lia over floor':>22}",
+        ]
+        for run, level in floors:
+            floor = level["floor"]
+            lines.append(
+                f"{run['label']:<14}{level['n']:>6}  {floor['ok']:>8}  {_errors(floor['errors']):<14}"
+                f"{_triple(floor['ttft_ms']):>24}{_triple(level['floor_added_ttft_ms']):>22}"
+                f"{_triple(level['over_floor_ttft_ms']):>22}"
             )
     history = [run for run in report["runs"] if run.get("history")]
     if history:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from bench.client import loopback_address, raise_open_files_limit
 from bench.report import added, summarize_history, summarize_streams
-from bench.server import ROOT, LiaServer, proc_status, server_available
+from bench.server import APP, FLOOR_APP, ROOT, LiaServer, proc_status, server_available
 
 MODEL = "gpt-4o-mini"
 MESSAGE = "Hello Lia! Could you tell me something nice about the sea?"
@@ -64,6 +64,7 @@ class Config:
     fresh_server: bool = True
     profile: str | None = None  # "py-spy": record the server during each level
     tracemalloc: bool = False  # daphne under tracemalloc: allocation sites per open stream
+    floor: bool = False  # each level also against bench.floor, the bare proxy, under the same server
     results_dir: Path = ROOT / "bench" / "results"
     quiet: bool = False
 
@@ -380,17 +381,20 @@ class Bench:
             prepare_postgres(self.config)
         self.run_python("manage.py", "migrate", "--noinput", "-v", "0", timeout=300)
 
-    def start_server(self, kind: str, workers: int) -> LiaServer:
+    def start_server(self, kind: str, workers: int, app: str = APP) -> LiaServer:
         config = self.config
         return LiaServer(
             kind=kind,
             workers=workers,
+            app=app,
             env=self.server_env(),
-            log_path=self.logs / f"{kind}-w{workers}.log",
+            log_path=self.logs / f"{kind}-w{workers}{'-floor' if app == FLOOR_APP else ''}.log",
             backlog=config.backlog,
             daphne_verbosity=config.daphne_verbosity,
             uvicorn_loop=config.loop,
-            tracemalloc_dir=self.logs / "tracemalloc" if config.tracemalloc and kind == "daphne" else None,
+            tracemalloc_dir=(
+                self.logs / "tracemalloc" if config.tracemalloc and kind == "daphne" and app == APP else None
+            ),
         ).start()
 
     def stream_job(self, url: str, target: str, n: int, rounds: int, ramp: float) -> dict[str, Any]:
@@ -648,6 +652,13 @@ class Bench:
                     f"TTFT p50 {lia['ttft_ms']['p50']} ms "
                     f"(added {level['added_ttft_ms']['p50']}), errors {lia['errors'] or 0}",
                 )
+                if config.floor:
+                    level.update(self.floor_level(kind, workers, n, level["lia"], fake[str(n)]))
+                    log(
+                        config,
+                        f"{label} N={n}, the floor: TTFT p50 {level['floor']['ttft_ms']['p50']} ms "
+                        f"(added {level['floor_added_ttft_ms']['p50']}), errors {level['floor']['errors'] or 0}",
+                    )
             if config.history_seconds > 0:
                 if server is None or config.fresh_server:
                     if server is not None:
@@ -659,6 +670,22 @@ class Bench:
             if server is not None:
                 server.stop()
         return run
+
+    def floor_level(self, kind: str, workers: int, n: int, lia: dict[str, Any], fake: dict[str, Any]) -> dict[str, Any]:
+        """The same arrivals against bench.floor under the same server: what any proxy adds."""
+        server = self.start_server(kind, workers, app=FLOOR_APP)
+        try:
+            self.warm_up(server.url, n)
+            time.sleep(0.5)
+            result = self.streams(server.url, "lia", n, self.rounds_for(n), self.config.ramp_seconds)
+        finally:
+            server.stop()
+        floor = summarize_streams(result)
+        return {
+            "floor": floor,
+            "floor_added_ttft_ms": added(floor["ttft_ms"], fake["ttft_ms"]),
+            "over_floor_ttft_ms": added(lia["ttft_ms"], floor["ttft_ms"]),
+        }
 
     def meta(self) -> dict[str, Any]:
         config = self.config

@@ -11,9 +11,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
+    parser.add_argument("--app", default="lia.asgi:application")
     args = parser.parse_args()
     config = uvicorn.Config(
-        "lia.asgi:application",
+        args.app,
         lifespan="off",  # Django has no lifespan support
         loop=args.loop,
         http="auto",  # httptools when installed

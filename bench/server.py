@@ -24,6 +24,7 @@ from lia.management.commands.serve import listening_sockets
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "lia.asgi:application"
+FLOOR_APP = "bench.floor:application"  # the bare proxy (`--floor`)
 SERVERS = ("daphne", "uvicorn", "granian")
 
 
@@ -105,6 +106,7 @@ class LiaServer:
     daphne_verbosity: int = 1
     uvicorn_loop: str = "auto"
     tracemalloc_dir: Path | None = None  # daphne only: run it under bench.traced
+    app: str = APP
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     url: str = ""
     _sockets: list[socket.socket] = field(default_factory=list)
@@ -134,7 +136,7 @@ class LiaServer:
                 "warning",
                 "--loop",
                 "uvloop" if self.uvicorn_loop != "asyncio" else "asyncio",
-                APP,
+                self.app,
             ]
             return [(command, ())]
         if self.kind == "daphne":
@@ -142,8 +144,9 @@ class LiaServer:
             # (SO_REUSEPORT), daphne's access log on stdout at its default verbosity 1.
             self._sockets = listening_sockets("127.0.0.1", 0, count=self.workers, backlog=self.backlog)
             module = "bench.traced" if self.tracemalloc_dir else "daphne"
+            verbosity = str(self.daphne_verbosity)
             commands = [
-                ([python, "-m", module, "--fd", str(s.fileno()), "-v", str(self.daphne_verbosity), APP], (s.fileno(),))
+                ([python, "-m", module, "--fd", str(s.fileno()), "-v", verbosity, self.app], (s.fileno(),))
                 for s in self._sockets
             ]
         else:
@@ -153,7 +156,7 @@ class LiaServer:
             sock.listen(self.backlog)
             self._sockets = [sock]
             fd = str(sock.fileno())
-            command = [python, "-m", "bench.serve_uvicorn", "--fd", fd, "--loop", self.uvicorn_loop]
+            command = [python, "-m", "bench.serve_uvicorn", "--fd", fd, "--loop", self.uvicorn_loop, "--app", self.app]
             commands = [(command, (sock.fileno(),))] * self.workers
         for sock in self._sockets:
             sock.set_inheritable(True)

@@ -26,6 +26,7 @@ def test_two_streams_embedded(tmp_path):
         level_deadline=60.0,
         stream_timeout=30.0,
         fresh_server=False,
+        floor=True,
         quiet=True,
         results_dir=tmp_path,
     )
@@ -46,19 +47,24 @@ def test_two_streams_embedded(tmp_path):
     assert level["lia"]["chunks_per_stream"] == 20
     assert level["lia"]["ttft_ms"]["p50"] is not None
     assert level["added_ttft_ms"]["p50"] is not None
+    assert level["floor"]["ok"] == 2  # the same arrivals against bench.floor
+    assert level["floor"]["chunks_per_stream"] == 20
+    assert set(level["floor_added_ttft_ms"]) == set(level["over_floor_ttft_ms"]) == {"p50", "p95", "p99"}
     assert level["rss"]["peak_mb"] > 0
     assert level["pg"] is None  # embedded: no PostgreSQL to sample
     assert run["history"]["requests"] > 0
     assert run["history"]["errors"] == {}
     assert "daphne" in table(report)
     assert "open max" in table(report)
+    assert "Lia over floor" in table(report)
     json.dumps(report)  # the JSON file's content
 
 
 def test_cli_parses_lists():
-    config = parse(["--levels", "1,50", "--server", "daphne,uvicorn", "--workers", "1,2", "--embedded"])
+    config = parse(["--levels", "1,50", "--server", "daphne,uvicorn", "--workers", "1,2", "--embedded", "--floor"])
 
     assert config.levels == [1, 50]
+    assert config.floor
     assert config.servers == ["daphne", "uvicorn"]
     assert config.workers == [1, 2]
     assert config.embedded

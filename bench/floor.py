@@ -1,0 +1,77 @@
+"""The floor: the least any Python chat backend can add, served as Lia is (`--floor`).
+
+An ASGI application with none of Lia in it (no Django, no authentication, no database, no
+validation): it reads the request's JSON body, sends the SSE headers, opens a stream to the
+provider through the same OpenAI SDK as Lia's adapter (one client per process, no retries) and
+forwards each text delta as an `event: chunk` frame, then `event: done`. `python -m bench
+--floor` runs it under the same server, workers and arrivals as Lia, so "Lia-added" splits into
+what the server, the SDK and the extra hop cost anyway (floor-added) and what Lia's own work
+before the first chunk costs on top (Lia over floor).
+
+It answers `GET /health/live` (the runner's readiness probe) and every POST the same way; it
+reads OPENAI_BASE_URL and OPENAI_API_KEY, as Lia does under the benchmark.
+"""
+
+import json
+import os
+from functools import cache
+from typing import Any
+
+import openai
+
+
+@cache
+def client() -> openai.AsyncOpenAI:
+    """One per process: a server has one event loop."""
+    return openai.AsyncOpenAI(
+        base_url=os.environ["OPENAI_BASE_URL"], api_key=os.environ.get("OPENAI_API_KEY", "sk-bench"), max_retries=0
+    )
+
+
+def frame(event_id: int, name: str, data: dict[str, Any]) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {name}\ndata: {payload}\n\n".encode()
+
+
+async def read_body(receive: Any) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ConnectionError("the client went away")
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["method"] != "POST":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+        return
+    request = json.loads(await read_body(receive))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")],
+        }
+    )
+    stream = await client().chat.completions.create(
+        model=request.get("model") or "bench-model",
+        messages=[{"role": "user", "content": request["message"]}],
+        stream=True,
+    )
+    event_id = 0
+    async with stream:
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                event_id += 1
+                body = frame(event_id, "chunk", {"content": chunk.choices[0].delta.content})
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+    await send({"type": "http.response.body", "body": frame(event_id + 1, "done", {}), "more_body": False})
