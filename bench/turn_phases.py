@@ -1,5 +1,5 @@
 """Where one chat turn's time goes before its first chunk, in process:
-`python -m bench.turn_phases [--turns 300] [--later] [--embedded]`.
+`python -m bench.turn_phases [--turns 300] [--later] [--embedded] [--pause-ms 0]`.
 
 The provider fake runs in its own process (as in the benchmark); Lia's ASGI application runs in
 this one, under the benchmark's production settings, against a fresh `lia_bench_turns` database (or
@@ -8,6 +8,10 @@ token, timed from the call into the application to its first `event: chunk`; tim
 at the steps below give the median time to each. The same requests straight to the fake, over a
 new connection each by the benchmark's own client, give what the provider itself takes. No server,
 socket or client of Lia's is measured: `python -m bench` adds those.
+
+Back to back, the turns run on a hot CPU. `--pause-ms` leaves the machine idle that long before
+each turn (and each request to the fake alone), as a server between arrivals is: on a shared
+virtual machine every step then takes longer (README "Performance").
 """
 
 import argparse
@@ -169,13 +173,14 @@ async def one_turn(application: Any, token: str, conversation_id: str | None, ma
     return (first_chunk - started) * 1000, conversation
 
 
-async def fake_first_chunks(job: dict[str, Any], turns: int) -> list[float]:
+async def fake_first_chunks(job: dict[str, Any], turns: int, pause: float = 0.0) -> list[float]:
     """ms to the fake's first text chunk, one request at a time, each on a new connection: the
     benchmark's own client and its "fake TTFT"."""
     opened = asyncio.Event()
     opened.set()  # no start gate: one stream at a time
     times = []
     for _ in range(turns):
+        await asyncio.sleep(pause)
         record = await one_stream(job, 0, opened, [time.perf_counter()])
         if not record.ok or record.ttft_s is None:
             raise RuntimeError(f"the fake's stream failed: {record.error}")
@@ -183,7 +188,7 @@ async def fake_first_chunks(job: dict[str, Any], turns: int) -> list[float]:
     return times
 
 
-async def measure(turns: int, later: bool, fake_job: dict[str, Any]) -> dict[str, Any]:
+async def measure(turns: int, later: bool, fake_job: dict[str, Any], pause: float = 0.0) -> dict[str, Any]:
     from django.db import connection
 
     from accounts.models import User
@@ -205,11 +210,12 @@ async def measure(turns: int, later: bool, fake_job: dict[str, Any]) -> dict[str
     marks.turns.clear()
     times = []
     for index in range(turns):
+        await asyncio.sleep(pause)
         ms, started = await one_turn(application, token, conversation if later else None, marks)
         times.append(ms)
         # Later turns: ten per conversation (its history grows to 18 messages), then a new one.
         conversation = None if index % 10 == 9 else (conversation or started)
-    fake = await fake_first_chunks(fake_job, turns)
+    fake = await fake_first_chunks(fake_job, turns, pause)
     return {"first_chunk_ms": times, "fake_ms": fake, "steps": marks.turns}
 
 
@@ -256,10 +262,13 @@ def main() -> None:
     parser.add_argument("--embedded", action="store_true", help="SQLite in a temporary directory")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_TURNS_DATABASE_URL", DATABASE_URL))
     parser.add_argument("--chunks", type=int, default=5, help="text chunks per reply")
+    parser.add_argument("--pause-ms", type=float, default=0.0, help="idle time before each turn")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     args = parser.parse_args()
     if args.turns < 2:
         parser.error("--turns must be at least 2")
+    if args.pause_ms < 0:
+        parser.error("--pause-ms must be 0 or more")
     config = Config(embedded=args.embedded, database_url=args.database_url, chunks=args.chunks, delay=0.002)
     bench = Bench(config)
     bench.tmp = tempfile.TemporaryDirectory(prefix="lia-turns-") if args.embedded else None
@@ -275,7 +284,7 @@ def main() -> None:
 
             django.setup(set_prefix=False)
             fake_job = bench.stream_job(urls["url"], "fake", n=1, rounds=1, ramp=0.0)
-            result = asyncio.run(measure(args.turns, args.later, fake_job))
+            result = asyncio.run(measure(args.turns, args.later, fake_job, args.pause_ms / 1000))
         finally:
             close_database()
             if bench.tmp is not None:

@@ -22,7 +22,7 @@ def test_every_turn_passes_every_step_in_order(later):
             "--turns",
             "12",
             "--json",
-            *(["--later"] if later else []),
+            *(["--later", "--pause-ms", "5"] if later else []),
         ],
         cwd=ROOT,
         env=child_env(),
