@@ -2,11 +2,12 @@
 
 An ASGI application with none of Lia in it (no Django, no authentication, no database, no
 validation): it reads the request's JSON body, sends the SSE headers, opens a stream to the
-provider through the same OpenAI SDK as Lia's adapter (one client per process, no retries) and
-forwards each text delta as an `event: chunk` frame, then `event: done`. `python -m bench
---floor` runs it under the same server, workers and arrivals as Lia, so "Lia-added" splits into
-what the server, the SDK and the extra hop cost anyway (floor-added) and what Lia's own work
-before the first chunk costs on top (Lia over floor).
+provider through the OpenAI SDK as Lia's adapter does (one client per process, no retries,
+`post()` with plain-JSON chunks rather than the SDK's typed ones, usage requested) and forwards
+each text delta as an `event: chunk` frame, then `event: done`. `python -m bench --floor` runs
+it under the same server, workers and arrivals as Lia, right after Lia's run of the same level,
+so "Lia-added" splits into what the server, the SDK and the extra hop cost anyway (floor-added)
+and what Lia's own work before the first chunk costs on top (Lia over floor).
 
 It answers `GET /health/live` (the runner's readiness probe) and every POST the same way; it
 reads OPENAI_BASE_URL and OPENAI_API_KEY, as Lia does under the benchmark.
@@ -18,6 +19,9 @@ from functools import cache
 from typing import Any
 
 import openai
+
+# As llm.providers.openai sends it (not imported: nothing of Lia runs here).
+REQUEST_OPTIONS: Any = {"security": {"bearer_auth": True}}
 
 
 @cache
@@ -44,11 +48,18 @@ async def read_body(receive: Any) -> bytes:
             return body
 
 
+def text_of(chunk: object) -> str | None:
+    if not isinstance(chunk, dict):
+        return None
+    for choice in (chunk.get("choices") or [])[:1]:
+        content = (choice.get("delta") or {}).get("content")
+        if isinstance(content, str) and content:
+            return content
+    return None
+
+
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+    if scope["type"] != "http":  # the benchmark's servers send no lifespan events
         return
     if scope["method"] != "POST":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
@@ -62,16 +73,29 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "headers": [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")],
         }
     )
-    stream = await client().chat.completions.create(
-        model=request.get("model") or "bench-model",
-        messages=[{"role": "user", "content": request["message"]}],
+    stream = await client().post(
+        "/chat/completions",
+        body={
+            "model": request.get("model") or "bench-model",
+            "messages": [{"role": "user", "content": request["message"]}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        cast_to=object,
+        options=REQUEST_OPTIONS,
         stream=True,
+        stream_cls=openai.AsyncStream[object],
     )
     event_id = 0
     async with stream:
         async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
+            if text := text_of(chunk):
                 event_id += 1
-                body = frame(event_id, "chunk", {"content": chunk.choices[0].delta.content})
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": frame(event_id, "chunk", {"content": text}),
+                        "more_body": True,
+                    }
+                )
     await send({"type": "http.response.body", "body": frame(event_id + 1, "done", {}), "more_body": False})

@@ -653,6 +653,9 @@ class Bench:
                     f"(added {level['added_ttft_ms']['p50']}), errors {lia['errors'] or 0}",
                 )
                 if config.floor:
+                    if config.fresh_server:  # the floor's level runs with no idle Lia beside it
+                        server.stop()
+                        server = None
                     level.update(self.floor_level(kind, workers, n, level["lia"], fake[str(n)]))
                     log(
                         config,

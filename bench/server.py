@@ -182,7 +182,11 @@ class LiaServer:
                     start_new_session=True,
                 )
             )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # the workers that did start (each in a session of its own) go too
+            raise
         return self
 
     def wait_ready(self, timeout: float) -> None:

@@ -169,9 +169,9 @@ class FakeLLMServer:
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.stopping = threading.Event()
-        # Readable once stop() is called: waits poll it with the client's socket, so a paced reply
-        # sleeps in one poll per gap (a thousand held-open streams were 20,000 wake-ups a second
-        # when they looked at `stopping` every 50 ms).
+        # Readable (at its end) once stop() closes its peer: waits poll it with the client's
+        # socket, so a paced reply sleeps in one poll per gap (a thousand held-open streams were
+        # 20,000 wake-ups a second when they looked at `stopping` every 50 ms).
         self._stop_signal, self._stop_sender = socket.socketpair()
 
     # --- lifecycle ----------------------------------------------------------------
@@ -185,8 +185,7 @@ class FakeLLMServer:
 
     def stop(self) -> None:
         self.stopping.set()
-        with contextlib.suppress(OSError):
-            self._stop_sender.send(b"x")  # never read: it wakes every wait, now and later
+        self._stop_sender.close()  # every wait wakes, now and later (idempotent)
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -403,6 +402,8 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0 and not self.fake.stopping.is_set():
             if _readable(self.connection, remaining, self.fake._stop_signal):
+                if self.fake.stopping.is_set():
+                    return
                 self._check_client()
                 time.sleep(min(remaining, 0.05))  # readable but not closed: look again shortly
 
