@@ -10,14 +10,18 @@ so "Lia-added" splits into what the server, the SDK and the extra hop cost anywa
 and what Lia's own work before the first chunk costs on top (Lia over floor).
 
 It answers `GET /health/live` (the runner's readiness probe) and every POST the same way; it
-reads OPENAI_BASE_URL and OPENAI_API_KEY, as Lia does under the benchmark.
+reads OPENAI_BASE_URL and OPENAI_API_KEY, as Lia does under the benchmark. Like Lia's server
+(lia.asgi.warm_up), it builds its client and imports what the first request would import when it
+loads, not during a measured request.
 """
 
 import json
 import os
+import threading
 from functools import cache
 from typing import Any
 
+import anyio
 import openai
 
 # As llm.providers.openai sends it (not imported: nothing of Lia runs here).
@@ -99,3 +103,16 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
                     }
                 )
     await send({"type": "http.response.body", "body": frame(event_id + 1, "done", {}), "more_body": False})
+
+
+def warm_up() -> None:
+    """The client, and anyio's asyncio backend (httpcore's first request imports it), in a thread
+    of their own: the server may already have an event loop set in this one."""
+    client()
+    warmer = threading.Thread(target=anyio.run, args=(anyio.sleep, 0))
+    warmer.start()
+    warmer.join()
+
+
+if "OPENAI_BASE_URL" in os.environ:  # as a server loads it (the tests set the URL later)
+    warm_up()
