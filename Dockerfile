@@ -1,4 +1,4 @@
-# Lia: multi-stage build, non-root runtime, daphne serving the ASGI app.
+# Lia: multi-stage build, non-root runtime, uvicorn (or daphne: WEB_SERVER) serving the ASGI app.
 # docker build -t lia . && docker run -p 8000:8000 --env-file .env lia
 
 FROM python:3.11-slim AS build
@@ -24,6 +24,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=4)"
 ENTRYPOINT ["bin/docker-entrypoint"]
-# One daphne worker per CPU core (WEB_WORKERS) on one socket with a listen backlog of 1024 instead
-# of Twisted's 50 (README "Performance"). SIGTERM stops them all, storing open streams' replies.
+# One uvicorn worker per CPU core (WEB_WORKERS; WEB_SERVER=daphne for daphne), each on its own
+# SO_REUSEPORT socket of port 8000 with a listen backlog of 1024 (README "Performance"). SIGTERM
+# stops them all, storing open streams' replies.
 CMD ["python", "manage.py", "serve"]

@@ -37,7 +37,7 @@ def parse(argv: list[str] | None = None) -> Config:
         dest="servers",
         type=_servers,
         default=defaults.servers,
-        help="daphne (default), uvicorn, granian, or a comma list to compare",
+        help="uvicorn (default: the production server), daphne, granian, or a comma list to compare",
     )
     parser.add_argument("--workers", type=_ints, default=defaults.workers, help="server processes (comma list)")
     parser.add_argument("--embedded", action="store_true", help="file-based SQLite and local memory, no PG/Redis")

@@ -34,7 +34,7 @@ MB = 1024 * 1024
 @dataclass
 class Config:
     levels: list[int] = field(default_factory=lambda: [1, 50, 200, 1000])
-    servers: list[str] = field(default_factory=lambda: ["daphne"])
+    servers: list[str] = field(default_factory=lambda: ["uvicorn"])  # the production default
     workers: list[int] = field(default_factory=lambda: [1])
     embedded: bool = False
     sqlite_dir: str | None = None  # where the embedded SQLite file goes (default: the temp dir)

@@ -1,9 +1,9 @@
 """Lia under a production ASGI server, in child processes, on 127.0.0.1 and a kernel-chosen port.
 
-daphne and uvicorn adopt sockets the runner bound and put in listen mode itself (so the listen
-backlog is ours, not daphne's Twisted default of 50): daphne workers one socket each, all on one
-port (SO_REUSEPORT, as `manage.py serve` runs them); uvicorn workers share one. granian binds its
-own port (a free one found just before) and runs its own workers.
+daphne and uvicorn (lia.uvicorn_worker, as production runs it) adopt sockets the runner bound and
+put in listen mode itself (so the listen backlog is ours, not daphne's Twisted default of 50): one
+socket per worker, all on one port (SO_REUSEPORT, as `manage.py serve` runs them). granian binds
+its own port (a free one found just before) and runs its own workers.
 """
 
 from __future__ import annotations
@@ -139,10 +139,10 @@ class LiaServer:
                 self.app,
             ]
             return [(command, ())]
+        # As the Docker image runs them (`manage.py serve`): a socket per worker on one port
+        # (SO_REUSEPORT); daphne with its access log on stdout at its default verbosity 1.
+        self._sockets = listening_sockets("127.0.0.1", 0, count=self.workers, backlog=self.backlog)
         if self.kind == "daphne":
-            # As the Docker image runs it (`manage.py serve`): a socket per worker on one port
-            # (SO_REUSEPORT), daphne's access log on stdout at its default verbosity 1.
-            self._sockets = listening_sockets("127.0.0.1", 0, count=self.workers, backlog=self.backlog)
             module = "bench.traced" if self.tracemalloc_dir else "daphne"
             verbosity = str(self.daphne_verbosity)
             commands = [
@@ -150,14 +150,11 @@ class LiaServer:
                 for s in self._sockets
             ]
         else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(self.backlog)
-            self._sockets = [sock]
-            fd = str(sock.fileno())
-            command = [python, "-m", "bench.serve_uvicorn", "--fd", fd, "--loop", self.uvicorn_loop, "--app", self.app]
-            commands = [(command, (sock.fileno(),))] * self.workers
+            options = ["--loop", self.uvicorn_loop, "--app", self.app]
+            commands = [
+                ([python, "-m", "lia.uvicorn_worker", "--fd", str(s.fileno()), *options], (s.fileno(),))
+                for s in self._sockets
+            ]
         for sock in self._sockets:
             sock.set_inheritable(True)
         self.url = f"http://127.0.0.1:{self._sockets[0].getsockname()[1]}"

@@ -1,4 +1,4 @@
-"""ASGI entry point: `daphne lia.asgi:application`.
+"""ASGI entry point: `daphne lia.asgi:application`, `python -m lia.uvicorn_worker` (manage.py serve).
 
 Django is set up before anything imports models (the order cookiecutter-django uses). Collected
 static files (the admin's; `manage.py collectstatic`, done in the Docker image) are served in

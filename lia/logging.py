@@ -65,6 +65,7 @@ def build_logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "django.request": {"level": "ERROR", "filters": ["uncaught_exceptions_only"], "propagate": True},
             "django.server": {"level": "WARNING", "propagate": True},
             "daphne": {"level": "WARNING", "propagate": True},
+            "uvicorn": {"level": "WARNING", "propagate": True},
             "django.channels.server": {"level": "ERROR", "propagate": True},
             "httpx": {"level": "WARNING", "propagate": True},
             # The LLM SDKs' HTTP client logs every request at INFO; llm logs its own events.

@@ -10,11 +10,15 @@ runs (the partial reply stays `streaming`), and the interpreter can crash collec
 client disconnect. The pending `receive()` answers `http.disconnect`, Django cancels the request
 task, the stream stores its partial reply as `interrupted` in its `finally`, and only then (or
 after `grace` seconds) does the cancellation go on to the server.
+
+uvicorn cancels nothing at first: it lets requests in flight run for its graceful timeout, then
+cancels them without waiting. Its worker (lia.uvicorn_worker) calls `disconnect_all()` as it
+starts to shut down, which gives every request in flight the same disconnect at once.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, ClassVar
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,6 +38,9 @@ class GracefulShutdown:
     can be lost (on Python 3.11 `asyncio.wait_for` swallows one that lands just as what it
     waits for completes), and a stream that missed it would run to its end, past the grace,
     and be killed unsaved."""
+
+    # A way to disconnect each request in flight in this process (see disconnect_all).
+    _in_flight: ClassVar[set[Callable[[], None]]] = set()
 
     def __init__(self, app: ASGIApp, *, grace: float, repeat_after: float = 3.0) -> None:
         self.app = app
@@ -64,19 +71,36 @@ class GracefulShutdown:
             finally:
                 receiving = None
 
+        def disconnect() -> None:
+            # The task waiting for the client's next message (Django's disconnect listener)
+            # gets a disconnect; so does any later receive().
+            nonlocal stopping
+            stopping = True
+            if receiving is not None:
+                receiving.cancel(SHUTDOWN)
+
         request = asyncio.ensure_future(self.app(scope, receive_or_disconnect, send))
+        GracefulShutdown._in_flight.add(disconnect)
         try:
             await asyncio.shield(request)
         except asyncio.CancelledError:
             if request.done():
                 raise
-            # The server is shutting down: let the request clean up as after a disconnect. The
-            # task waiting for the client's next message (Django's disconnect listener) gets it.
-            stopping = True
-            if receiving is not None:
-                receiving.cancel(SHUTDOWN)
+            # The server is shutting down: let the request clean up as after a disconnect.
+            disconnect()
             await self._wind_down(request)
             raise
+        finally:
+            GracefulShutdown._in_flight.discard(disconnect)
+
+    @classmethod
+    def disconnect_all(cls) -> int:
+        """End every request in flight in this process as a client disconnect (its stream
+        stores its partial reply, as under daphne's cancellation); how many there were."""
+        in_flight = list(cls._in_flight)
+        for disconnect in in_flight:
+            disconnect()
+        return len(in_flight)
 
     async def _wind_down(self, request: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()

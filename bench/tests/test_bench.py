@@ -38,7 +38,7 @@ def test_two_streams_embedded(tmp_path):
     assert fake["ok"] == 2
     assert fake["chunks_per_stream"] == 20
     (run,) = report["runs"]
-    assert run["server"] == "daphne"
+    assert run["server"] == "uvicorn"  # the production default
     (level,) = run["levels"]
     assert level["lia"]["n"] == 2
     assert level["lia"]["errors"] == {}
@@ -54,7 +54,7 @@ def test_two_streams_embedded(tmp_path):
     assert level["pg"] is None  # embedded: no PostgreSQL to sample
     assert run["history"]["requests"] > 0
     assert run["history"]["errors"] == {}
-    assert "daphne" in table(report)
+    assert "uvicorn" in table(report)
     assert "open max" in table(report)
     assert "Lia over floor" in table(report)
     json.dumps(report)  # the JSON file's content

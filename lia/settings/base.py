@@ -30,8 +30,10 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if DEBUG and not SECRET_KEY:
     SECRET_KEY = "django-insecure-lia-development-only-never-use-in-production"
 
-# `manage.py serve` (the Docker image's command): daphne processes on one socket; 0 is one per core.
+# `manage.py serve` (the Docker image's command): server processes on one socket; 0 is one per core.
 WEB_WORKERS = env.int("WEB_WORKERS", default=0)
+# Which server they run: uvicorn (uvloop, httptools; lia.uvicorn_worker), or daphne.
+WEB_SERVER = env.str("WEB_SERVER", default="uvicorn")
 
 # Loopback names are always allowed: container health checks and operators on the host use them.
 ALLOWED_HOSTS = [*env.list("DJANGO_ALLOWED_HOSTS", default=[]), "localhost", "127.0.0.1", "[::1]"]

@@ -1,4 +1,4 @@
-"""Settings for Lia served by a real daphne in the live-server and fault tests (lia.testing).
+"""Settings for Lia served by a real server in the live-server and fault tests (lia.testing).
 
 The test settings (fixed keys, fast hashing, no HTTPS redirect, providers without real keys),
 except for the values each live server is started with through the environment that

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import psycopg
 import pytest
 
+from lia.management.commands.serve import DEFAULT_SERVER
 from lia.testing.servers import LiveLia, PostgresServer, RedisServer, ServerUnavailable, run_manage
 from llm.testing.fake_server import FakeLLMServer
 
@@ -114,17 +115,24 @@ class LiveStack:
         return env
 
     def start(
-        self, *, redis: RedisServer | None = None, application_close_timeout: float = 10.0, **env: Any
+        self,
+        *,
+        redis: RedisServer | None = None,
+        application_close_timeout: float = 10.0,
+        server: str = DEFAULT_SERVER,
+        **env: Any,
     ) -> LiveLia:
-        """Serve Lia with daphne on this stack; keyword arguments become environment variables."""
-        log_path = self.log_dir / f"daphne-{len(self.servers)}.log"
-        server = LiveLia(
+        """Serve Lia with the production server (or `server="daphne"`) on this stack; keyword
+        arguments become environment variables."""
+        log_path = self.log_dir / f"{server}-{len(self.servers)}.log"
+        lia = LiveLia(
             env=self.environment(redis=redis, **env),
             log_path=log_path,
             application_close_timeout=application_close_timeout,
+            server=server,
         )
-        self.servers.append(server)
-        return server.start()
+        self.servers.append(lia)
+        return lia.start()
 
     def rows(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         """Read the stack's database directly (what is stored, whatever Lia answers)."""

@@ -28,6 +28,8 @@ import httpx
 import psycopg
 import redis
 
+from lia.management.commands.serve import DEFAULT_SERVER, worker_command
+
 if TYPE_CHECKING:
     from lia.db.postgresql.base import DatabaseWrapper
 
@@ -402,16 +404,25 @@ def run_manage(*args: str, env: dict[str, str], timeout: float = 120.0) -> None:
 
 
 class LiveLia(_ProcessGroup):
-    """Lia served by `daphne lia.asgi:application`, the production entry point, on a free port.
+    """Lia served as one worker of `manage.py serve` runs it (uvicorn, or `server="daphne"`), on
+    a free port.
 
-    The listening socket is made here and handed to daphne (`--fd`), so the port can't be
+    The listening socket is made here and handed to the server (`--fd`), so the port can't be
     taken in between, and `start()` returns once /health/live answers.
     """
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, application_close_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        log_path: Path,
+        application_close_timeout: float = 10.0,  # daphne's
+        server: str = DEFAULT_SERVER,
+    ) -> None:
         self.env = live_environment(env)
         self.log_path = log_path
         self.application_close_timeout = application_close_timeout
+        self.server = server
         self.port = 0
 
     @property
@@ -427,16 +438,12 @@ class LiveLia(_ProcessGroup):
         try:
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "daphne",
-                        "--fd",
-                        str(listener.fileno()),
+                    worker_command(
+                        self.server,
+                        listener.fileno(),
                         "--application-close-timeout",
                         f"{self.application_close_timeout:g}",
-                        "lia.asgi:application",
-                    ],
+                    ),
                     cwd=BASE_DIR,
                     env=self.env,
                     stdout=log,
@@ -450,7 +457,7 @@ class LiveLia(_ProcessGroup):
 
         def live() -> bool:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {self.process.returncode}:\n{_tail(self.log_path)}")
+                raise RuntimeError(f"{self.server} exited with {self.process.returncode}:\n{_tail(self.log_path)}")
             return httpx.get(f"{self.url}/health/live", timeout=2).status_code == 200
 
         try:
@@ -461,7 +468,7 @@ class LiveLia(_ProcessGroup):
         return self
 
     def terminate(self, *, timeout: float = 30.0) -> int:
-        """SIGTERM, as a platform does on deploy; wait for daphne to exit and return its code."""
+        """SIGTERM, as a platform does on deploy; wait for the server to exit and return its code."""
         if self.process is None:
             raise RuntimeError("Lia is not running")
         self.process.send_signal(signal.SIGTERM)

@@ -1,6 +1,7 @@
-"""lia.shutdown: when the server cancels a request on shutdown (daphne does, on SIGTERM), the
-request ends as after a client disconnect, so an open chat stream stores its partial reply.
-The same over a real daphne and SIGTERM: tests/faults/test_streaming_live.py."""
+"""lia.shutdown: when the server cancels a request on shutdown (daphne does, on SIGTERM), or
+asks for every request in flight to end (lia.uvicorn_worker does), the request ends as after a
+client disconnect, so an open chat stream stores its partial reply. The same over a real server
+and SIGTERM: tests/faults/test_streaming_live.py."""
 
 import asyncio
 import contextlib
@@ -49,6 +50,31 @@ async def test_shutdown_mid_stream_stores_the_partial_reply(alice, fake_llm_prov
     assert assistant.content.startswith("w0 w1 ")
     assert "".join(words).startswith(assistant.content)
     assert fake_llm_providers.wait_for_disconnect(timeout=5)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_thread_connections")
+async def test_disconnect_all_ends_a_stream_as_a_client_disconnect(alice, fake_llm_providers):
+    """What lia.uvicorn_worker calls when uvicorn starts to shut down (uvicorn cancels nothing
+    until its graceful timeout): the request ends by itself, its partial reply stored."""
+    words = [f"w{i} " for i in range(100)]
+    fake_llm_providers.script(chunks=words, delay=0.05)
+    payload = json.dumps({"message": "Hi", "provider": "openai", "model": "gpt-4o-mini"}).encode()
+    communicator = ApplicationCommunicator(GracefulShutdown(ASGIHandler(), grace=5), stream_scope(alice.token, payload))
+    await communicator.send_input({"type": "http.request", "body": payload})
+    assert (await communicator.receive_output(timeout=5))["status"] == 200
+    received = b""
+    while received.count(b"event: chunk") < 2:
+        received += (await communicator.receive_output(timeout=5)).get("body", b"")
+
+    assert GracefulShutdown.disconnect_all() == 1
+    await asyncio.wait_for(communicator.future, timeout=10)  # ends, not cancelled
+
+    assistant = await sync_to_async(Message.objects.get)(role="assistant")
+    assert assistant.status == "interrupted"
+    assert assistant.content.startswith("w0 w1 ")
+    assert fake_llm_providers.wait_for_disconnect(timeout=5)
+    assert GracefulShutdown.disconnect_all() == 0  # nothing left in flight
 
 
 async def test_a_request_that_ignores_the_disconnect_is_cancelled_after_the_grace():

@@ -11,15 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from lia.testing.servers import BASE_DIR, child_pids, live_environment, wait_until
 from tests.faults.conftest import chat, chat_body, open_stream, register
 
 
 @contextmanager
-def serving(live, workers: int = 2) -> Iterator[tuple[subprocess.Popen, str]]:
+def serving(live, workers: int = 2, server: str = "daphne") -> Iterator[tuple[subprocess.Popen, str]]:
     process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)],
+        [
+            *(sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", "0"),
+            *("--workers", str(workers), "--server", server),
+        ],
         cwd=BASE_DIR,
         env=live_environment(live.environment()),
         stdout=subprocess.PIPE,
@@ -40,9 +44,10 @@ def serving(live, workers: int = 2) -> Iterator[tuple[subprocess.Popen, str]]:
         process.wait()
 
 
-def test_workers_share_the_socket_and_stop_together_on_sigterm(live):
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_workers_share_the_socket_and_stop_together_on_sigterm(live, server):
     live.fake.script(chunks=[f"w{i} " for i in range(40)], delay=0.1)
-    with serving(live, workers=2) as (process, url):
+    with serving(live, workers=2, server=server) as (process, url):
         workers = child_pids(process.pid)
         assert len(workers) == 2
         with httpx.Client(base_url=url, timeout=30) as client:

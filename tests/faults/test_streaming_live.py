@@ -6,6 +6,7 @@ import contextlib
 import time
 
 import httpx
+import pytest
 
 from tests.faults.conftest import bearer, chat_body, open_stream, register, text_of
 
@@ -88,14 +89,16 @@ def test_client_disconnect_over_a_real_socket_keeps_the_partial_reply(live):
     assert "took too long to shut down" not in lia.log()
 
 
-def test_sigterm_with_streams_open_stores_every_partial_reply(live):
-    """RELIABILITY 24: a deploy SIGTERMs daphne while replies are streaming. Every open turn
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_sigterm_with_streams_open_stores_every_partial_reply(live, server):
+    """RELIABILITY 24: a deploy SIGTERMs the server while replies are streaming. Every open turn
     goes through the same path as a client disconnect: its reply is stored as interrupted
-    with what was produced, and none is left `streaming`."""
+    with what was produced, and none is left `streaming`. (uvicorn on its own would let them
+    run on, then exit by re-raising the signal: lia.uvicorn_worker.)"""
     words = [f"part{i} " for i in range(200)]
     full_text = "".join(words)
     live.fake.script(chunks=words, delay=0.05)
-    lia = live.start()
+    lia = live.start(server=server)
     streams = 4
     with lia.client() as client, contextlib.ExitStack() as open_streams:
         token = register(client)

@@ -1,9 +1,10 @@
-"""`manage.py serve`: Lia in production, one daphne process per core, all on one port.
+"""`manage.py serve`: Lia in production, one server process per core, all on one port.
 
 Lia's chat streams are CPU-bound in Python, so one process uses about one core (README
 "Performance"). This command binds one socket per worker on the same port (SO_REUSEPORT, each
 with a listen backlog far above Twisted's 50, so a burst of connections is not left to SYN
-retransmits) and starts each worker with `daphne --fd` on its own: the kernel spreads new
+retransmits) and starts each worker on its own (`lia.uvicorn_worker --fd`, uvicorn shutting down
+as daphne does; or `daphne --fd` with `--server daphne` / WEB_SERVER=daphne): the kernel spreads new
 connections evenly over them (on one shared socket, the worker that wakes first accepts a whole
 burst). It supervises them as a container's main process should: SIGTERM or SIGINT is passed to
 every worker, which ends its open streams as client disconnects (their partial replies are
@@ -28,10 +29,19 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from lia.shutdown import SHUTDOWN_GRACE_SECONDS
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SERVERS = ("uvicorn", "daphne")
+DEFAULT_SERVER = SERVERS[0]  # as WEB_SERVER's default
+
+
+def worker_command(server: str, fd: int, *daphne_options: str) -> list[str]:
+    """The command of one worker serving Lia on the inherited listening socket `fd`."""
+    if server == "uvicorn":
+        return [sys.executable, "-m", "lia.uvicorn_worker", "--fd", str(fd)]
+    return [sys.executable, "-m", "daphne", "--fd", str(fd), *daphne_options, "lia.asgi:application"]
 
 
 class Command(BaseCommand):
-    help = "Serve Lia with one daphne worker per core on one socket (the Docker image's command)."
+    help = "Serve Lia with one worker per core on one socket (the Docker image's command)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container's server listens on all interfaces
@@ -43,11 +53,14 @@ class Command(BaseCommand):
             help="processes (WEB_WORKERS; default: one per core)",
         )
         parser.add_argument("--backlog", type=int, default=1024, help="listen backlog of the shared socket")
+        parser.add_argument("--server", default=settings.WEB_SERVER, help="uvicorn or daphne (WEB_SERVER)")
 
-    def handle(self, *args: Any, host: str, port: int, workers: int, backlog: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, port: int, workers: int, backlog: int, server: str, **options: Any) -> None:
         if workers < 1:
             raise CommandError("--workers must be at least 1")
-        if ":" in host:  # daphne adopts a passed socket as IPv4 (its fd endpoint's default)
+        if server not in SERVERS:
+            raise CommandError(f"--server must be one of {', '.join(SERVERS)}")
+        if server == "daphne" and ":" in host:  # daphne adopts a passed socket as IPv4 (its fd endpoint's default)
             raise CommandError("--host must be an IPv4 address (use a proxy in front for IPv6)")
         # Before any worker starts: a stop signal from now on ends them all.
         stopping: list[int] = []
@@ -58,14 +71,13 @@ class Command(BaseCommand):
         address = listeners[0].getsockname()
         processes = [
             subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "lia.asgi:application"],
-                pass_fds=(listener.fileno(),),
+                worker_command(server, listener.fileno()), pass_fds=(listener.fileno(),)
             )
             for listener in listeners
         ]
         for listener in listeners:
             listener.close()  # each worker holds its own
-        self.stdout.write(f"Lia serving on http://{address[0]}:{address[1]} with {workers} daphne worker(s)")
+        self.stdout.write(f"Lia serving on http://{address[0]}:{address[1]} with {workers} {server} worker(s)")
         self.stdout.flush()
 
         while not stopping and all(process.poll() is None for process in processes):
