@@ -150,7 +150,7 @@ class LiaServer:
                 for s in self._sockets
             ]
         else:
-            options = ["--loop", self.uvicorn_loop, "--app", self.app]
+            options = ["--loop", self.uvicorn_loop, "--app", self.app, "--backlog", str(self.backlog)]
             commands = [
                 ([python, "-m", "lia.uvicorn_worker", "--fd", str(s.fileno()), *options], (s.fileno(),))
                 for s in self._sockets

@@ -13,10 +13,13 @@ after `grace` seconds) does the cancellation go on to the server.
 
 uvicorn cancels nothing at first: it lets requests in flight run for its graceful timeout, then
 cancels them without waiting. Its worker (lia.uvicorn_worker) calls `disconnect_all()` as it
-starts to shut down, which gives every request in flight the same disconnect at once.
+starts to shut down: every response already streaming (a chat stream) gets the same disconnect
+at once, and so does any that starts later; requests still working on their answer finish it.
+A stream ended this way gets its body's end from here, so the client sees the stream close.
 """
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, ClassVar
 
@@ -39,8 +42,9 @@ class GracefulShutdown:
     waits for completes), and a stream that missed it would run to its end, past the grace,
     and be killed unsaved."""
 
-    # A way to disconnect each request in flight in this process (see disconnect_all).
-    _in_flight: ClassVar[set[Callable[[], None]]] = set()
+    # For each request in flight in this process: disconnect it if its response has started.
+    _in_flight: ClassVar[set[Callable[[], bool]]] = set()
+    _shutting_down: ClassVar[bool] = False  # disconnect_all() was called
 
     def __init__(self, app: ASGIApp, *, grace: float, repeat_after: float = 3.0) -> None:
         self.app = app
@@ -79,8 +83,26 @@ class GracefulShutdown:
             if receiving is not None:
                 receiving.cancel(SHUTDOWN)
 
-        request = asyncio.ensure_future(self.app(scope, receive_or_disconnect, send))
-        GracefulShutdown._in_flight.add(disconnect)
+        started = ended = False
+
+        async def send_noting(message: Message) -> None:
+            nonlocal started, ended
+            await send(message)
+            if message["type"] == "http.response.start":
+                started = True
+                if GracefulShutdown._shutting_down:
+                    disconnect()
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                ended = True
+
+        def disconnect_if_started() -> bool:
+            if started and not ended:
+                disconnect()
+                return True
+            return False
+
+        request = asyncio.ensure_future(self.app(scope, receive_or_disconnect, send_noting))
+        GracefulShutdown._in_flight.add(disconnect_if_started)
         try:
             await asyncio.shield(request)
         except asyncio.CancelledError:
@@ -91,16 +113,19 @@ class GracefulShutdown:
             await self._wind_down(request)
             raise
         finally:
-            GracefulShutdown._in_flight.discard(disconnect)
+            GracefulShutdown._in_flight.discard(disconnect_if_started)
+        if stopping and started and not ended:
+            # Ended by disconnect_all(): the client is still there, waiting for the body's end.
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @classmethod
     def disconnect_all(cls) -> int:
-        """End every request in flight in this process as a client disconnect (its stream
-        stores its partial reply, as under daphne's cancellation); how many there were."""
-        in_flight = list(cls._in_flight)
-        for disconnect in in_flight:
-            disconnect()
-        return len(in_flight)
+        """End every response in flight in this process that has started (a chat stream: it
+        stores its partial reply, as under daphne's cancellation) as a client disconnect, and
+        every one that starts from now on; how many were ended now."""
+        cls._shutting_down = True
+        return sum(disconnect_if_started() for disconnect_if_started in list(cls._in_flight))
 
     async def _wind_down(self, request: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()

@@ -29,9 +29,10 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def config(application: str = APPLICATION, loop: str = "auto") -> uvicorn.Config:
+def config(application: str = APPLICATION, loop: str = "auto", backlog: int = 2048) -> uvicorn.Config:
     return uvicorn.Config(
         application,
+        backlog=backlog,  # uvicorn calls listen() on the inherited socket again with it
         lifespan="off",  # Django has no lifespan support
         loop=loop,  # auto: uvloop when installed
         http="auto",  # httptools when installed
@@ -39,6 +40,9 @@ def config(application: str = APPLICATION, loop: str = "auto") -> uvicorn.Config
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=int(SHUTDOWN_GRACE_SECONDS),
+        # Idle keep-alive connections are kept longer than a load balancer's own idle timeout
+        # (AWS ALB: 60 s), or it may reuse one the worker has just closed (a 502).
+        timeout_keep_alive=75,
         log_config=None,  # Lia's logging (JSON lines, lia.logging) covers uvicorn's loggers too
         log_level="warning",
     )
@@ -49,11 +53,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="an inherited listening socket")
     parser.add_argument("--app", default=APPLICATION)
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
+    parser.add_argument("--backlog", type=int, default=2048)
     args = parser.parse_args(argv)
-    # uvicorn raises the stop signal again once it has shut down: a graceful stop exits 0.
+    # uvicorn raises the stop signal again once it has shut down: a graceful stop exits 0 (and a
+    # later signal no longer interrupts the last clean-up).
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: sys.exit(0))
-    Server(config(args.app, args.loop)).run(sockets=[socket.socket(fileno=args.fd)])
+        signal.signal(signum, _exit_quietly)
+    Server(config(args.app, args.loop, args.backlog)).run(sockets=[socket.socket(fileno=args.fd)])
+
+
+def _exit_quietly(*_: object) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -276,9 +276,11 @@ class PostgresServer(_ProcessGroup):
 
     def terminate_backends(self, application_name: str) -> int:
         """pg_terminate_backend() on every session of one application: what a DBA, a failover
-        or an idle-session killer does to a pool."""
+        or an idle-session killer does to a pool. Returns once they have ended (up to 5 s each):
+        a backend sends its FATAL message a moment after the call, and a connection handed out
+        within that moment fails its first query like any connection lost mid-checkout."""
         rows = self.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = %s",
             [application_name],
         )
         return sum(1 for (terminated,) in rows if terminated)
@@ -441,8 +443,8 @@ class LiveLia(_ProcessGroup):
                     worker_command(
                         self.server,
                         listener.fileno(),
-                        "--application-close-timeout",
-                        f"{self.application_close_timeout:g}",
+                        backlog=128,
+                        daphne_options=("--application-close-timeout", f"{self.application_close_timeout:g}"),
                     ),
                     cwd=BASE_DIR,
                     env=self.env,

@@ -54,9 +54,11 @@ async def test_shutdown_mid_stream_stores_the_partial_reply(alice, fake_llm_prov
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("close_thread_connections")
-async def test_disconnect_all_ends_a_stream_as_a_client_disconnect(alice, fake_llm_providers):
+async def test_disconnect_all_ends_a_stream_as_a_client_disconnect(alice, fake_llm_providers, monkeypatch):
     """What lia.uvicorn_worker calls when uvicorn starts to shut down (uvicorn cancels nothing
-    until its graceful timeout): the request ends by itself, its partial reply stored."""
+    until its graceful timeout): the request ends by itself, its partial reply stored, and the
+    client sees the body end."""
+    monkeypatch.setattr(GracefulShutdown, "_shutting_down", False)  # restored after the test
     words = [f"w{i} " for i in range(100)]
     fake_llm_providers.script(chunks=words, delay=0.05)
     payload = json.dumps({"message": "Hi", "provider": "openai", "model": "gpt-4o-mini"}).encode()
@@ -69,12 +71,50 @@ async def test_disconnect_all_ends_a_stream_as_a_client_disconnect(alice, fake_l
 
     assert GracefulShutdown.disconnect_all() == 1
     await asyncio.wait_for(communicator.future, timeout=10)  # ends, not cancelled
+    assert (await drain(communicator))[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
 
     assistant = await sync_to_async(Message.objects.get)(role="assistant")
     assert assistant.status == "interrupted"
     assert assistant.content.startswith("w0 w1 ")
     assert fake_llm_providers.wait_for_disconnect(timeout=5)
     assert GracefulShutdown.disconnect_all() == 0  # nothing left in flight
+
+
+async def test_after_disconnect_all_a_response_that_starts_is_ended_and_one_at_work_finishes(monkeypatch):
+    """A request still working when the shutdown began answers in full; a response that starts
+    streaming after it is ended at once (as a disconnect)."""
+    monkeypatch.setattr(GracefulShutdown, "_shutting_down", False)
+    proceed = asyncio.Event()
+
+    async def short(scope, receive, send):
+        await proceed.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def streaming(scope, receive, send):
+        await proceed.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    answers = [ApplicationCommunicator(GracefulShutdown(app, grace=5), {"type": "http"}) for app in (short, streaming)]
+    for communicator in answers:
+        communicator.future  # noqa: B018  (starts the application)
+    await asyncio.sleep(0.05)
+
+    assert GracefulShutdown.disconnect_all() == 0  # neither has started its response
+    proceed.set()
+    for communicator in answers:
+        await asyncio.wait_for(communicator.future, timeout=5)
+
+    short_out, stream_out = [await drain(c) for c in answers]
+    assert short_out[-1] == {"type": "http.response.body", "body": b"ok"}
+    assert stream_out[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def drain(communicator: ApplicationCommunicator) -> list[dict]:
+    """What the application has sent and the test has not received yet."""
+    return [await communicator.receive_output() for _ in range(communicator.output_queue.qsize())]
 
 
 async def test_a_request_that_ignores_the_disconnect_is_cancelled_after_the_grace():

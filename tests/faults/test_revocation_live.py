@@ -1,4 +1,4 @@
-"""Revocation holds in every server process at once (RELIABILITY 2, 3): two daphne workers that
+"""Revocation holds in every server process at once (RELIABILITY 2, 3): two server workers that
 share nothing but the database (no Redis), and a token logged out or refreshed on one is refused
 by the other on the very next request, as a header and as the cookie."""
 

@@ -112,6 +112,7 @@ def test_sigterm_with_streams_open_stores_every_partial_reply(live, server):
         exit_code = lia.terminate(timeout=30)
 
     assert exit_code == 0  # no crash at exit either
+    assert "timeout graceful shutdown exceeded" not in lia.log()  # uvicorn: ended, not timed out
     assert live.fake.wait_for_disconnect(count=streams, timeout=5)  # every provider stream closed
     messages = live.messages()
     assert [role for role, _, _ in messages] == ["user", "assistant"] * streams

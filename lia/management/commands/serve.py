@@ -33,10 +33,10 @@ SERVERS = ("uvicorn", "daphne")
 DEFAULT_SERVER = SERVERS[0]  # as WEB_SERVER's default
 
 
-def worker_command(server: str, fd: int, *daphne_options: str) -> list[str]:
+def worker_command(server: str, fd: int, *, backlog: int, daphne_options: tuple[str, ...] = ()) -> list[str]:
     """The command of one worker serving Lia on the inherited listening socket `fd`."""
     if server == "uvicorn":
-        return [sys.executable, "-m", "lia.uvicorn_worker", "--fd", str(fd)]
+        return [sys.executable, "-m", "lia.uvicorn_worker", "--fd", str(fd), "--backlog", str(backlog)]
     return [sys.executable, "-m", "daphne", "--fd", str(fd), *daphne_options, "lia.asgi:application"]
 
 
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1")
         if server not in SERVERS:
             raise CommandError(f"--server must be one of {', '.join(SERVERS)}")
-        if server == "daphne" and ":" in host:  # daphne adopts a passed socket as IPv4 (its fd endpoint's default)
+        if ":" in host:  # the sockets are IPv4 (and daphne adopts a passed one as IPv4)
             raise CommandError("--host must be an IPv4 address (use a proxy in front for IPv6)")
         # Before any worker starts: a stop signal from now on ends them all.
         stopping: list[int] = []
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         address = listeners[0].getsockname()
         processes = [
             subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                worker_command(server, listener.fileno()), pass_fds=(listener.fileno(),)
+                worker_command(server, listener.fileno(), backlog=backlog), pass_fds=(listener.fileno(),)
             )
             for listener in listeners
         ]
