@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from lia.management.commands.serve import listening_sockets
+from lia.management.commands.serve import listening_sockets, worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "lia.asgi:application"
@@ -150,9 +150,9 @@ class LiaServer:
                 for s in self._sockets
             ]
         else:
-            options = ["--loop", self.uvicorn_loop, "--app", self.app, "--backlog", str(self.backlog)]
+            options = ["--loop", self.uvicorn_loop, "--app", self.app]
             commands = [
-                ([python, "-m", "lia.uvicorn_worker", "--fd", str(s.fileno()), *options], (s.fileno(),))
+                ([*worker_command("uvicorn", s.fileno(), backlog=self.backlog), *options], (s.fileno(),))
                 for s in self._sockets
             ]
         for sock in self._sockets:
