@@ -3,7 +3,7 @@
 Django builds the pool with psycopg_pool's plain check when CONN_HEALTH_CHECKS is on: a round
 trip to the server (an empty query) every time a connection is handed out, so every request
 paid one more round trip before its first query. This backend swaps in `check_pooled_connection`
-(and a `reset` hook that notes when a connection came back) when the pool is created:
+when the pool is created, and notes when each connection goes back to it:
 
 - A connection put back less than DATABASE_POOL_CHECK_IDLE_SECONDS ago (5 s by default), whose
   socket has stayed silent since, and that psycopg doesn't know to be broken, is handed out
@@ -31,12 +31,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base
 from psycopg_pool import ConnectionPool
 
-RETURNED_AT = "_lia_returned_at"  # set on the psycopg connection by connection_returned
-
-
-def connection_returned(conn: Any) -> None:
-    """The pool's `reset` hook: runs each time a connection is put back (idle, autocommit)."""
-    setattr(conn, RETURNED_AT, time.monotonic())
+RETURNED_AT = "_lia_returned_at"  # set on the psycopg connection by DatabaseWrapper._close
 
 
 def _recently_returned_and_silent(conn: Any) -> bool:
@@ -74,12 +69,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
         pool = super().pool
         if pool is None:
             return None
-        # The check Django set up (CONN_HEALTH_CHECKS), and the reset hook, in psycopg_pool's
-        # private attributes.
-        if not hasattr(pool, "_check") or not hasattr(pool, "_reset"):
-            raise ImproperlyConfigured("psycopg_pool.ConnectionPool no longer has _check/_reset: see lia.db.postgresql")
+        # The check Django set up (CONN_HEALTH_CHECKS), in psycopg_pool's private attribute.
+        if not hasattr(pool, "_check"):
+            raise ImproperlyConfigured("psycopg_pool.ConnectionPool no longer has _check: see lia.db.postgresql")
         if pool._check is ConnectionPool.check_connection:
             pool._check = check_pooled_connection
-            if pool._reset is None:
-                pool._reset = connection_returned
         return pool
+
+    def _close(self) -> None:
+        """Note when the connection goes back. Not with the pool's `reset` hook: a pool with one
+        hands every returned connection to its worker thread (psycopg_pool's ReturnConnection)
+        instead of taking it back inline, so each return woke a thread that competed for the GIL
+        with the event loop, and the connection stayed out of the pool until that thread ran."""
+        if self.connection is not None and self.pool is not None:
+            setattr(self.connection, RETURNED_AT, time.monotonic())
+        super()._close()
