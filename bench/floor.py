@@ -2,7 +2,7 @@
 
 An ASGI application with none of Lia in it (no Django, no authentication, no database, no
 validation): it reads the request's JSON body, sends the SSE headers, opens a stream to the
-provider through the OpenAI SDK as Lia's adapter does (one client per process, no retries,
+provider through the OpenAI SDK as Lia's adapter does (one client per process on aiohttp, no retries,
 `post()` with plain-JSON chunks rather than the SDK's typed ones, usage requested) and forwards
 each text delta as an `event: chunk` frame, then `event: done`. `python -m bench --floor` runs
 it under the same server, workers and arrivals as Lia, right after Lia's run of the same level,
@@ -32,7 +32,10 @@ REQUEST_OPTIONS: Any = {"security": {"bearer_auth": True}}
 def client() -> openai.AsyncOpenAI:
     """One per process: a server has one event loop."""
     return openai.AsyncOpenAI(
-        base_url=os.environ["OPENAI_BASE_URL"], api_key=os.environ.get("OPENAI_API_KEY", "sk-bench"), max_retries=0
+        base_url=os.environ["OPENAI_BASE_URL"],
+        api_key=os.environ.get("OPENAI_API_KEY", "sk-bench"),
+        max_retries=0,
+        http_client=openai.DefaultAioHttpClient(),  # Lia's adapter's HTTP layer
     )
 
 

@@ -11,6 +11,12 @@ decoding, error frames and response closing) with `cast_to=object`, so every chu
 the plain JSON dict: building a pydantic `ChatCompletionChunk` per chunk, and transforming the
 params through the SDK's TypedDicts per request, was the largest CPU cost of a chat stream
 (bench/, README "Performance"). The params are already the wire's JSON.
+
+The SDK's HTTP layer is aiohttp (`openai.DefaultAioHttpClient`, the SDK's `aiohttp` extra)
+rather than its default httpx2 + httpcore2 + h11: its C parser reads a streamed reply with about a
+third less CPU per chunk and reaches the first chunk ~0.3 ms sooner (`python -m bench.adapter_cpu`,
+README "Performance" change 21). The SDK's own timeouts, errors and response closing are the same
+on both.
 """
 
 import asyncio
@@ -53,6 +59,18 @@ def _import_anyio_backend() -> None:
     warmer.join()
 
 
+async def _closed_with_the_loop(client: openai.AsyncOpenAI) -> AsyncGenerator[None, None]:
+    """Parked at its `yield` for as long as the client's event loop runs. Whatever shuts a loop
+    down properly (asyncio.run, so uvicorn and the management commands; asgiref's async_to_sync;
+    pytest-asyncio) finalises the async generators still parked in it first
+    (`loop.shutdown_asyncgens()`), and this one then closes the client, in its own loop: an
+    aiohttp session garbage-collected open is an error line ("Unclosed client session")."""
+    try:
+        yield
+    finally:
+        await client.close()
+
+
 class OpenAIProvider:
     # OpenAI's current name; its newer models reject `max_tokens`.
     max_tokens_param = "max_completion_tokens"
@@ -62,9 +80,12 @@ class OpenAIProvider:
         self.policy = policy or CallPolicy.from_settings()
         self._api_key = config.get("API_KEY") or ""
         self._base_url = config.get("BASE_URL") or None
-        # One client per event loop: an httpx connection pool can't cross loops. A server has
-        # one loop, so this is one client per process there; tests and commands get their own.
-        self._clients: WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = WeakKeyDictionary()
+        # One client per event loop (a connection pool can't cross loops), with what closes it
+        # when the loop shuts down. A server has one loop, so this is one client per process
+        # there; tests and commands get their own.
+        self._clients: WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, AsyncGenerator[None, None]]
+        ] = WeakKeyDictionary()
         # A client built before any loop runs (preload), for the first loop that asks.
         self._spare: openai.AsyncOpenAI | None = None
         self._spare_lock = threading.Lock()
@@ -83,16 +104,19 @@ class OpenAIProvider:
             base_url=self._base_url,
             max_retries=0,
             timeout=openai.Timeout(self.policy.total_timeout, connect=self.policy.connect_timeout),
+            http_client=openai.DefaultAioHttpClient(),
         )
 
-    def _client(self) -> openai.AsyncOpenAI:
+    async def _client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        entry = self._clients.get(loop)
+        if entry is None:
             with self._spare_lock:  # two loops in two threads (commands, tests) must not share it
                 client, self._spare = self._spare or self._new_client(), None
-            self._clients[loop] = client
-        return client
+            closer = _closed_with_the_loop(client)
+            self._clients[loop] = entry = (client, closer)
+            await anext(closer)
+        return entry[0]
 
     def _params(self, messages: Sequence[ChatMessage], options: ChatOptions) -> dict[str, Any]:
         chat = [{"role": "system", "content": options.system_prompt}] if options.system_prompt else []
@@ -124,7 +148,7 @@ class OpenAIProvider:
     async def _deltas(self, params: dict[str, Any]) -> AsyncIterator[Delta]:
         finish_reason: str | None = None
         usage: Usage | None = None
-        stream = await self._client().post(
+        stream = await (await self._client()).post(
             CHAT_PATH,
             body=params,
             cast_to=object,
@@ -162,7 +186,7 @@ class OpenAIProvider:
         params["response_format"] = response_format(schema, name)
 
         async def call() -> dict[str, Any]:
-            completion = await self._client().post(
+            completion = await (await self._client()).post(
                 CHAT_PATH,
                 body=params,
                 cast_to=object,

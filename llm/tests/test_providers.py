@@ -434,12 +434,29 @@ def test_a_preloaded_openai_client_serves_the_first_event_loop_and_only_it(fake,
 
     async def turn():
         assert text_of(await collect(name)) == "Hello from the fake model."
-        return provider._client()
+        return await provider._client()
 
     first, second = asyncio.run(turn()), asyncio.run(turn())
 
     assert first is preloaded
     assert second is not preloaded  # a connection pool can't cross loops: the second builds its own
+
+
+def test_a_client_is_closed_when_its_event_loop_shuts_down(fake):
+    provider = resolve_provider("openai", MODEL["openai"]).provider
+
+    async def turn():
+        assert text_of(await collect("openai")) == "Hello from the fake model."
+        client = await provider._client()
+        assert not client.is_closed()
+        return client
+
+    client = asyncio.run(turn())
+
+    # asyncio.run finalised the closer parked in its loop: the aiohttp session is closed there,
+    # not garbage-collected open ("Unclosed client session").
+    assert client.is_closed()
+    assert client._client._transport.client.closed
 
 
 async def test_preloading_inside_a_running_loop_serves_that_loop(fake):
@@ -449,7 +466,7 @@ async def test_preloading_inside_a_running_loop_serves_that_loop(fake):
     preloaded = provider._spare
 
     assert text_of(await collect("openai")) == "Hello from the fake model."
-    assert provider._client() is preloaded
+    assert await provider._client() is preloaded
 
 
 async def test_a_preloaded_gemini_client_is_the_one_that_streams(fake):
