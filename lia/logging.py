@@ -77,6 +77,9 @@ def build_logging_config(*, log_format: str, level: str) -> dict[str, Any]:
 def configure_structlog() -> None:
     structlog.configure(
         processors=[
+            # First: an event below its logger's level is dropped before the others run (a
+            # timestamp formatted and the context merged for every debug line otherwise).
+            structlog.stdlib.filter_by_level,
             *SHARED_PROCESSORS,
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.processors.StackInfoRenderer(),
