@@ -39,7 +39,12 @@ def parse(argv: list[str] | None = None) -> Config:
         default=defaults.servers,
         help="uvicorn (default: the production server), daphne, granian, or a comma list to compare",
     )
-    parser.add_argument("--workers", type=_ints, default=defaults.workers, help="server processes (comma list)")
+    parser.add_argument(
+        "--workers",
+        type=_ints,
+        default=defaults.workers,
+        help="server processes (comma list; default: one per core, as manage.py serve)",
+    )
     parser.add_argument("--embedded", action="store_true", help="file-based SQLite and local memory, no PG/Redis")
     parser.add_argument("--sqlite-dir", default=None, help="directory for --embedded's SQLite file (default: temp)")
     parser.add_argument(

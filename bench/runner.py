@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from bench.client import loopback_address, raise_open_files_limit
 from bench.report import added, summarize_history, summarize_streams
 from bench.server import APP, FLOOR_APP, ROOT, LiaServer, proc_status, server_available
+from lia.management.commands.serve import default_workers
 
 MODEL = "gpt-4o-mini"
 MESSAGE = "Hello Lia! Could you tell me something nice about the sea?"
@@ -35,7 +36,7 @@ MB = 1024 * 1024
 class Config:
     levels: list[int] = field(default_factory=lambda: [1, 50, 200, 1000])
     servers: list[str] = field(default_factory=lambda: ["uvicorn"])  # the production default
-    workers: list[int] = field(default_factory=lambda: [1])
+    workers: list[int] = field(default_factory=lambda: [default_workers()])  # as `manage.py serve`: one per core
     embedded: bool = False
     sqlite_dir: str | None = None  # where the embedded SQLite file goes (default: the temp dir)
     database_url: str = "postgres://postgres@127.0.0.1:5432/lia_bench"
