@@ -9,18 +9,87 @@ streams store their partial replies as `interrupted`, lia.shutdown), the worker 
 graceful timeout, cancel them without waiting for their `finally`, then exit by re-raising the
 signal. Proxy headers are Lia's to trust (TRUSTED_PROXY_COUNT), not uvicorn's; Lia writes its own
 access line, and uvicorn's warnings and errors go through Lia's logging (JSON lines).
+
+uvicorn's httptools parser keeps whatever request line and headers a client sends, however
+large; the worker refuses a request whose head passes MAX_HEAD_BYTES with a 431 (daphne, through
+Twisted, refuses past the same 16 KB with a 400).
 """
 
 import argparse
+import json
 import signal
 import socket
 import sys
+from typing import Any
 
+import structlog
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from lia.errors import error_body
 from lia.shutdown import SHUTDOWN_GRACE_SECONDS, GracefulShutdown
 
 APPLICATION = "lia.asgi:application"
+MAX_HEAD_BYTES = 16 * 1024  # the request line and headers of one request: Twisted's limit too
+HEAD_TOO_LARGE = json.dumps(
+    error_body(f"Request header fields too large (limit {MAX_HEAD_BYTES} bytes)"), separators=(",", ":")
+).encode()
+
+logger = structlog.get_logger("lia.access")
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request head larger than MAX_HEAD_BYTES.
+
+    httptools buffers a header until it ends, so a head still incomplete is counted as it
+    arrives (every chunk received meanwhile is part of it: a body starts only after the head),
+    and a connection holds at most the limit and one read of a head. A head that arrives whole
+    is measured once parsed."""
+
+    _head_bytes: int | None = 0  # received of the head in progress; None once it is complete
+    _head_too_large = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_too_large:
+            return
+        super().data_received(data)
+        if self._head_bytes is not None:
+            self._head_bytes += len(data)
+            self._head_too_large = self._head_bytes > MAX_HEAD_BYTES
+        if self._head_too_large and not self.transport.is_closing():
+            self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = None
+        if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEAD_BYTES:
+            self._head_too_large = True  # answered once the parser returns; no request starts
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._head_too_large:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._head_too_large:
+            super().on_message_complete()
+
+    def _refuse_head(self) -> None:
+        logger.warning(
+            "security.headers_too_large", limit=MAX_HEAD_BYTES, peer=self.client[0] if self.client else "unknown"
+        )
+        self._head_bytes = None
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: " + str(len(HEAD_TOO_LARGE)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + HEAD_TOO_LARGE
+        )
+        self.transport.close()
 
 
 class Server(uvicorn.Server):
@@ -29,13 +98,13 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def config(application: str = APPLICATION, loop: str = "auto", backlog: int = 2048) -> uvicorn.Config:
+def config(application: Any = APPLICATION, loop: str = "auto", backlog: int = 2048) -> uvicorn.Config:
     return uvicorn.Config(
         application,
         backlog=backlog,  # uvicorn calls listen() on the inherited socket again with it
         lifespan="off",  # Django has no lifespan support
         loop=loop,  # auto: uvloop when installed
-        http="auto",  # httptools when installed
+        http=LimitedHttpToolsProtocol,
         access_log=False,
         proxy_headers=False,
         server_header=False,
