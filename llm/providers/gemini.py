@@ -65,6 +65,9 @@ class GeminiProvider:
                     api_version=self._api_version,
                     # Milliseconds. A backstop only: llm.resilience enforces the real timeouts.
                     timeout=int(self.policy.total_timeout * 1000),
+                    # One attempt: llm.resilience retries. Without retry options the SDK's aiohttp
+                    # transport retries a failed connection itself, once, after 1-10 s.
+                    retry_options=types.HttpRetryOptions(attempts=1),
                 ),
             )
         return self._client_instance

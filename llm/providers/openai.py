@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import aiohttp
 import anyio
 import openai
 
@@ -220,6 +221,8 @@ class OpenAIProvider:
                 return ProviderUnavailable(detail, provider=name)
             return ProviderBadRequest(detail, provider=name)
         if isinstance(exc, openai.APITimeoutError):
+            if (refused := _aiohttp_connection_error(exc)) is not None:
+                return ProviderUnavailable(f"{name}: connection failed ({type(refused).__name__})", provider=name)
             return ProviderTimeout(f"{name}: timed out", provider=name)
         if isinstance(exc, openai.APIConnectionError):
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "unknown"
@@ -227,6 +230,19 @@ class OpenAIProvider:
         if isinstance(exc, openai.APIError):
             return ProviderUnavailable(f"{name}: error frame in the stream", provider=name)
         return ProviderUnavailable(f"{name}: unexpected {type(exc).__name__}", provider=name)
+
+
+def _aiohttp_connection_error(exc: openai.APITimeoutError) -> BaseException | None:
+    """The aiohttp connection error behind a "timeout" that wasn't one. The SDK's aiohttp
+    transport maps every aiohttp connection error to a connect timeout (its AIOHTTP_EXC_MAP), a
+    refused connection included; aiohttp's own timeouts are TimeoutErrors."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientError):
+            timed_out = isinstance(cause, TimeoutError)
+            return cause if isinstance(cause, aiohttp.ClientConnectionError) and not timed_out else None
+        cause = cause.__cause__
+    return None
 
 
 class OpenAICompatibleProvider(OpenAIProvider):

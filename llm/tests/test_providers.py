@@ -272,8 +272,10 @@ async def test_unreachable_server_is_unavailable(settings, name):
     config = {**settings.LLM_PROVIDERS[name], "API_KEY": "k", "BASE_URL": base}
     settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, name: config}
 
-    with pytest.raises(ProviderUnavailable):
+    with pytest.raises(ProviderUnavailable) as caught:
         await collect(name)
+
+    assert type(caught.value) is ProviderUnavailable  # not a ProviderTimeout: nothing timed out
 
 
 # --- failures after the first token -------------------------------------------------
