@@ -12,7 +12,8 @@ access line, and uvicorn's warnings and errors go through Lia's logging (JSON li
 
 uvicorn's httptools parser keeps whatever request line and headers a client sends, however
 large; the worker refuses a request whose head passes MAX_HEAD_BYTES with a 431 (daphne, through
-Twisted, refuses past the same 16 KB with a 400).
+Twisted, refuses past the same 16 KB with a 400), bounds a chunked body's trailers the same way
+and keeps them out of the request's headers.
 """
 
 import argparse
@@ -41,54 +42,78 @@ logger = structlog.get_logger("lia.access")
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, refusing a request head larger than MAX_HEAD_BYTES.
 
-    httptools buffers a header until it ends, so a head still incomplete is counted as it
-    arrives (every chunk received meanwhile is part of it: a body starts only after the head),
-    and a connection holds at most the limit and one read of a head. A head that arrives whole
-    is measured once parsed."""
+    httptools buffers a header line until it ends, so what arrives is counted as it arrives:
+    every read that ends with a request's head still incomplete is part of that head (a body
+    starts only after it), and a head that arrives whole is measured once parsed. After the
+    head, reads that carry no body bytes (a chunked body's trailers, its framing) are counted
+    the same way until body bytes come. A connection so holds at most the limit and one read.
+    Trailers never join the request's headers (uvicorn would append them to the scope's)."""
 
     _head_bytes: int | None = 0  # received of the head in progress; None once it is complete
-    _head_too_large = False
+    _unframed = 0  # after the head: received since the last body bytes
+    _body_in_read = False  # this read carried body bytes
+    _begun_in_read = False  # a request began in this read
+    _refused = False
 
     def data_received(self, data: bytes) -> None:
-        if self._head_too_large:
+        if self._refused:
             return
+        in_body = self._head_bytes is None
+        self._body_in_read = self._begun_in_read = False
         super().data_received(data)
         if self._head_bytes is not None:
             self._head_bytes += len(data)
-            self._head_too_large = self._head_bytes > MAX_HEAD_BYTES
-        if self._head_too_large and not self.transport.is_closing():
-            self._refuse_head()
+            self._refused |= self._head_bytes > MAX_HEAD_BYTES
+        elif self._body_in_read or self._begun_in_read:
+            self._unframed = 0
+        elif in_body:
+            self._unframed += len(data)
+            self._refused |= self._unframed > MAX_HEAD_BYTES
+        if self._refused and not self.transport.is_closing():
+            self._refuse()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_bytes = 0
+        self._head_bytes, self._begun_in_read = 0, True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head_bytes is not None:  # not a trailer
+            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._head_bytes = None
+        self._head_bytes, self._unframed = None, 0
+        if self._refused:
+            return
         if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEAD_BYTES:
-            self._head_too_large = True  # answered once the parser returns; no request starts
+            self._refused = True  # answered once the parser returns; no request starts
             return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if not self._head_too_large:
+        self._body_in_read = True
+        if not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if not self._head_too_large:
+        if not self._refused:
             super().on_message_complete()
 
-    def _refuse_head(self) -> None:
+    def _should_upgrade(self) -> bool:
+        return not self._refused and super()._should_upgrade()
+
+    def _refuse(self) -> None:
         logger.warning(
             "security.headers_too_large", limit=MAX_HEAD_BYTES, peer=self.client[0] if self.client else "unknown"
         )
-        self._head_bytes = None
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: application/json\r\n"
-            b"content-length: " + str(len(HEAD_TOO_LARGE)).encode() + b"\r\n"
-            b"connection: close\r\n\r\n" + HEAD_TOO_LARGE
-        )
+        # The 431 only where it can't be read as the answer to an earlier request still at work
+        # (pipelined) or interrupt one being sent; else the connection just ends.
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: application/json\r\n"
+                b"content-length: " + str(len(HEAD_TOO_LARGE)).encode() + b"\r\n"
+                b"connection: close\r\n\r\n" + HEAD_TOO_LARGE
+            )
         self.transport.close()
 
 

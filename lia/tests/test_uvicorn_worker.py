@@ -1,8 +1,10 @@
 """lia.uvicorn_worker's HTTP protocol: a request head (request line and headers) larger than
 MAX_HEAD_BYTES is refused with a 431 in the contract's error shape, however it arrives; heads
-within it, and bodies of any size after them, reach the application."""
+within it, and bodies of any size after them, reach the application; a chunked body's trailers
+are bounded the same way and never become headers."""
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +23,8 @@ async def echo_sizes(scope, receive, send):
         if not message.get("more_body"):
             break
     header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
-    payload = json.dumps({"header_bytes": header_bytes, "body_bytes": len(body)}).encode()
+    names = sorted({name.decode() for name, _ in scope["headers"]})
+    payload = json.dumps({"header_bytes": header_bytes, "body_bytes": len(body), "names": names}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
@@ -137,3 +140,60 @@ async def test_every_request_of_a_kept_alive_connection_gets_the_whole_limit(ser
             await reader.readuntil(b"}")
     finally:
         writer.close()
+
+
+async def test_pipelined_requests_in_one_read_are_each_measured_alone(served):
+    small = b"GET /echo HTTP/1.1\r\nhost: 127.0.0.1\r\n" + header(900) + b"\r\n"
+    count = 40  # ~38 KB in one write: more than the limit together, far less each
+    reader, writer = await asyncio.open_connection(*served)
+    try:
+        writer.write(small * count)
+        for _ in range(count):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            await reader.readuntil(b"}")
+    finally:
+        writer.close()
+
+
+def chunked_head() -> bytes:
+    return b"POST /echo HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+async def test_trailers_never_become_headers(served):
+    status, body, _ = await exchange(
+        served, chunked_head() + b"5\r\nhello\r\n0\r\nx-forwarded-for: 203.0.113.9\r\n\r\n"
+    )
+
+    assert status == 200
+    assert body["body_bytes"] == 5
+    assert "x-forwarded-for" not in body["names"]
+
+
+async def test_endless_trailers_are_cut_off_at_the_limit(served):
+    reader, writer = await asyncio.open_connection(*served)
+    try:
+        writer.write(chunked_head() + b"5\r\nhello\r\n0\r\nx-trailer: ")
+        for _ in range(MAX_HEAD_BYTES // 1000 + 2):  # a trailer that never ends, just past the limit
+            with contextlib.suppress(ConnectionError):  # the server may have closed already
+                writer.write(b"t" * 1000)
+                await writer.drain()
+            await asyncio.sleep(0.002)
+
+        # The request is under way (its body was read), so no 431 can answer it: it just ends.
+        with contextlib.suppress(ConnectionResetError):  # ended while more was on its way
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+        assert reader.at_eof() or reader.exception() is not None
+    finally:
+        writer.close()
+
+
+async def test_an_upgrade_request_over_the_limit_is_a_431(served):
+    upgrade = b"connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n"
+    upgrade += b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    raw = b"GET /ws HTTP/1.1\r\nhost: 127.0.0.1\r\n" + upgrade + header(MAX_HEAD_BYTES) + b"\r\n"
+
+    status, _, closed = await exchange(served, raw)
+
+    assert status == 431
+    assert closed

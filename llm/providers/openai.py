@@ -15,8 +15,10 @@ params through the SDK's TypedDicts per request, was the largest CPU cost of a c
 The SDK's HTTP layer is aiohttp (`openai.DefaultAioHttpClient`, the SDK's `aiohttp` extra)
 rather than its default httpx2 + httpcore2 + h11: its C parser reads a streamed reply with about a
 third less CPU per chunk and reaches the first chunk ~0.3 ms sooner (`python -m bench.adapter_cpu`,
-README "Performance" change 21). The SDK's own timeouts, errors and response closing are the same
-on both.
+README "Performance" change 21). What differs on it: the connect timeout covers the TCP (and TLS)
+connection but not the DNS lookup, there is no write timeout (llm.resilience's first-token and
+total timeouts bound both), HTTP proxies from the environment work but SOCKS ones don't, and the
+SDK's transport reports a refused connection as a connect timeout (`classify` looks behind it).
 """
 
 import asyncio
@@ -26,7 +28,6 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import aiohttp
 import anyio
@@ -60,18 +61,6 @@ def _import_anyio_backend() -> None:
     warmer.join()
 
 
-async def _closed_with_the_loop(client: openai.AsyncOpenAI) -> AsyncGenerator[None, None]:
-    """Parked at its `yield` for as long as the client's event loop runs. Whatever shuts a loop
-    down properly (asyncio.run, so uvicorn and the management commands; asgiref's async_to_sync;
-    pytest-asyncio) finalises the async generators still parked in it first
-    (`loop.shutdown_asyncgens()`), and this one then closes the client, in its own loop: an
-    aiohttp session garbage-collected open is an error line ("Unclosed client session")."""
-    try:
-        yield
-    finally:
-        await client.close()
-
-
 class OpenAIProvider:
     # OpenAI's current name; its newer models reject `max_tokens`.
     max_tokens_param = "max_completion_tokens"
@@ -81,12 +70,10 @@ class OpenAIProvider:
         self.policy = policy or CallPolicy.from_settings()
         self._api_key = config.get("API_KEY") or ""
         self._base_url = config.get("BASE_URL") or None
-        # One client per event loop (a connection pool can't cross loops), with what closes it
-        # when the loop shuts down. A server has one loop, so this is one client per process
-        # there; tests and commands get their own.
-        self._clients: WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, AsyncGenerator[None, None]]
-        ] = WeakKeyDictionary()
+        # One client per event loop (a connection pool can't cross loops), with what closes and
+        # forgets it when the loop shuts down (`_closed_with_the_loop`). A server has one loop, so
+        # this is one client per process there; tests and commands get their own.
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, AsyncGenerator[None, None]]] = {}
         # A client built before any loop runs (preload), for the first loop that asks.
         self._spare: openai.AsyncOpenAI | None = None
         self._spare_lock = threading.Lock()
@@ -114,10 +101,27 @@ class OpenAIProvider:
         if entry is None:
             with self._spare_lock:  # two loops in two threads (commands, tests) must not share it
                 client, self._spare = self._spare or self._new_client(), None
-            closer = _closed_with_the_loop(client)
+            closer = self._closed_with_the_loop(loop, client)
             self._clients[loop] = entry = (client, closer)
             await anext(closer)
         return entry[0]
+
+    async def _closed_with_the_loop(
+        self, loop: asyncio.AbstractEventLoop, client: openai.AsyncOpenAI
+    ) -> AsyncGenerator[None, None]:
+        """Parked at its `yield` for as long as the client's event loop runs. Whatever shuts a
+        loop down properly (asyncio.run, so uvicorn and the management commands; asgiref's
+        async_to_sync; pytest-asyncio) finalises the async generators still parked in it first
+        (`loop.shutdown_asyncgens()`), and this one then forgets the client and closes it, in
+        its own loop: an aiohttp session garbage-collected open is an error line ("Unclosed
+        client session"), and the entry would keep the loop alive (the session holds it).
+        Twisted's reactor (daphne) never finalises them: its one client lives as long as the
+        process."""
+        try:
+            yield
+        finally:
+            self._clients.pop(loop, None)
+            await client.close()
 
     def _params(self, messages: Sequence[ChatMessage], options: ChatOptions) -> dict[str, Any]:
         chat = [{"role": "system", "content": options.system_prompt}] if options.system_prompt else []

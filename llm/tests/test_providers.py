@@ -456,9 +456,10 @@ def test_a_client_is_closed_when_its_event_loop_shuts_down(fake):
     client = asyncio.run(turn())
 
     # asyncio.run finalised the closer parked in its loop: the aiohttp session is closed there,
-    # not garbage-collected open ("Unclosed client session").
+    # not garbage-collected open ("Unclosed client session"), and the loop is forgotten.
     assert client.is_closed()
     assert client._client._transport.client.closed
+    assert provider._clients == {}
 
 
 async def test_preloading_inside_a_running_loop_serves_that_loop(fake):
