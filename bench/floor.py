@@ -109,7 +109,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def warm_up() -> None:
-    """The client, and anyio's asyncio backend (httpcore's first request imports it), in a thread
+    """The client, and anyio's asyncio backend (the SDK's first stream imports it), in a thread
     of their own: the server may already have an event loop set in this one."""
     client()
     warmer = threading.Thread(target=anyio.run, args=(anyio.sleep, 0))

@@ -53,9 +53,9 @@ REQUEST_OPTIONS: dict[str, Any] = {"security": {"bearer_auth": True}}
 
 @functools.cache
 def _import_anyio_backend() -> None:
-    """httpcore's first request imports anyio's asyncio backend (~15 ms): import it now, once
-    per process, in a thread of its own (the caller's may have a loop running, or one set as
-    current that anyio.run would unset)."""
+    """The SDK's first stream imports anyio's asyncio backend (~15 ms, for its response
+    clean-up): import it now, once per process, in a thread of its own (the caller's may have a
+    loop running, or one set as current that anyio.run would unset)."""
     warmer = threading.Thread(target=anyio.run, args=(anyio.sleep, 0), name="lia-preload")
     warmer.start()
     warmer.join()
