@@ -148,10 +148,17 @@ def parse(argv: list[str] | None = None) -> Config:
         action="store_true",
         help="run each level again against bench.floor (a bare SDK proxy, no Django) under the same server",
     )
+    parser.add_argument(
+        "--floor-durable",
+        action="store_true",
+        help="and against the durable floor: the bare proxy after a user read and a committed insert (PostgreSQL)",
+    )
     parser.add_argument("--results-dir", type=Path, default=defaults.results_dir)
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: <results-dir>/<timestamp>.json)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.floor_durable and args.embedded:
+        parser.error("--floor-durable needs PostgreSQL: it can't run with --embedded")
     if args.ramp_seconds < 0:
         parser.error("--ramp-seconds must be 0 or more")
     if args.level_deadline is not None and args.level_deadline <= args.ramp_seconds:
@@ -185,6 +192,7 @@ def parse(argv: list[str] | None = None) -> Config:
         profile=args.profile,
         tracemalloc=args.tracemalloc,
         floor=args.floor,
+        floor_durable=args.floor_durable,
         results_dir=args.results_dir,
         quiet=args.quiet,
     )

@@ -13,8 +13,17 @@ It answers `GET /health/live` (the runner's readiness probe) and every POST the 
 reads OPENAI_BASE_URL and OPENAI_API_KEY, as Lia does under the benchmark. Like Lia's server
 (lia.asgi.warm_up), it builds its client and imports what the first request would import when it
 loads, not during a measured request.
+
+`durable_application` (`--floor-durable`) is the same proxy plus the two database round trips any
+chat backend that stores what users send and honours logouts must make before it asks the
+provider: it reads the user's row (one indexed SELECT), then commits the user's message (one
+INSERT, autocommitted, so one WAL flush), both through psycopg's async pool on the event loop
+(no thread hops), into tables of its own in the benchmark's PostgreSQL database. No JWT, no ORM,
+no framework, no validation: the least a durable turn costs on this machine, where "Lia over the
+durable floor" is what Django, DRF, the ORM and Lia's checks add.
 """
 
+import asyncio
 import json
 import os
 import threading
@@ -23,6 +32,7 @@ from typing import Any
 
 import anyio
 import openai
+from psycopg_pool import AsyncConnectionPool
 
 # As llm.providers.openai sends it (not imported: nothing of Lia runs here).
 REQUEST_OPTIONS: Any = {"security": {"bearer_auth": True}}
@@ -65,14 +75,25 @@ def text_of(chunk: object) -> str | None:
     return None
 
 
-async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def answer_health(scope: dict[str, Any], send: Any) -> bool:
+    """Answer what is not a chat turn (the readiness probe); False for a POST."""
     if scope["type"] != "http":  # the benchmark's servers send no lifespan events
-        return
+        return True
     if scope["method"] != "POST":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+        return True
+    return False
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if await answer_health(scope, send):
         return
-    request = json.loads(await read_body(receive))
+    await forward(json.loads(await read_body(receive)), send)
+
+
+async def forward(request: dict[str, Any], send: Any) -> None:
+    """Stream the provider's reply to `request` as SSE chunk frames."""
     await send(
         {
             "type": "http.response.start",
@@ -106,6 +127,53 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
                     }
                 )
     await send({"type": "http.response.body", "body": frame(event_id + 1, "done", {}), "more_body": False})
+
+
+# --- The durable floor -------------------------------------------------------------------------
+
+FLOOR_USER_ID = 1
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS bench_floor_user (id bigint PRIMARY KEY, is_active boolean NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bench_floor_message (id bigserial PRIMARY KEY,"
+    " user_id bigint NOT NULL REFERENCES bench_floor_user (id), content text NOT NULL,"
+    " created_at timestamptz NOT NULL)",
+    "INSERT INTO bench_floor_user (id, is_active) VALUES (1, true) ON CONFLICT DO NOTHING",
+)
+_pool: AsyncConnectionPool | None = None
+_pool_lock = asyncio.Lock()
+
+
+async def pool() -> AsyncConnectionPool:
+    """Ten connections per process, as Lia's pool, opened (and the tables made) on first use."""
+    global _pool
+    async with _pool_lock:
+        if _pool is None:
+            new = AsyncConnectionPool(
+                os.environ["DATABASE_URL"], min_size=10, max_size=10, kwargs={"autocommit": True}, open=False
+            )
+            await new.open(wait=True)
+            async with new.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(7231)")  # the other workers make them too
+                for statement in SCHEMA:
+                    await conn.execute(statement)
+            _pool = new
+    return _pool
+
+
+async def durable_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if await answer_health(scope, send):
+        return
+    request = json.loads(await read_body(receive))
+    async with (await pool()).connection() as conn:
+        cursor = await conn.execute("SELECT is_active FROM bench_floor_user WHERE id = %s", [FLOOR_USER_ID])
+        row = await cursor.fetchone()
+        if row is None or not row[0]:
+            raise RuntimeError("the floor's user is missing")
+        await conn.execute(
+            "INSERT INTO bench_floor_message (user_id, content, created_at) VALUES (%s, %s, now())",
+            [FLOOR_USER_ID, request["message"]],
+        )
+    await forward(request, send)
 
 
 def warm_up() -> None:

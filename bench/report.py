@@ -106,7 +106,6 @@ def table(report: dict[str, Any]) -> str:
         f"{'KB/stream':>11}{'CPU ms/str':>11}{'cores':>6}{'PG max':>8}{'lag ms':>8}"
     )
     lines += [header, "-" * len(header)]
-    floors = [(run, level) for run in report["runs"] for level in run["levels"] if level.get("floor")]
     for run in report["runs"]:
         for level in run["levels"]:
             lia = level["lia"]
@@ -123,18 +122,21 @@ def table(report: dict[str, Any]) -> str:
                 f"{_fmt(level['cpu']['cores'], 2):>6}{_fmt(pg.get('max'), 0):>8}"
                 f"{_fmt(lia['client_loop_lag_ms']['max_ms'], 0):>8}"
             )
-    if floors:
+    for name, title in (("floor", "floor"), ("durable_floor", "durable floor")):
+        floors = [(run, level) for run in report["runs"] for level in run["levels"] if level.get(name)]
+        if not floors:
+            continue
         lines += [
             "",
-            f"{'server':<14}{'N':>6}  {'floor ok':>8}  {'errors':<14}{'floor TTFT p50/95/99 ms':>24}"
-            f"{'floor-added':>22}{'Lia over floor':>22}",
+            f"{'server':<14}{'N':>6}  {'ok':>8}  {'errors':<14}{f'{title} TTFT p50/95/99 ms':>32}"
+            f"{f'{title}-added':>24}{f'Lia over {title}':>24}",
         ]
         for run, level in floors:
-            floor = level["floor"]
+            floor = level[name]
             lines.append(
                 f"{run['label']:<14}{level['n']:>6}  {floor['ok']:>8}  {_errors(floor['errors']):<14}"
-                f"{_triple(floor['ttft_ms']):>24}{_triple(level['floor_added_ttft_ms']):>22}"
-                f"{_triple(level['over_floor_ttft_ms']):>22}"
+                f"{_triple(floor['ttft_ms']):>32}{_triple(level[f'{name}_added_ttft_ms']):>24}"
+                f"{_triple(level[f'over_{name}_ttft_ms']):>24}"
             )
     history = [run for run in report["runs"] if run.get("history")]
     if history:

@@ -23,13 +23,16 @@ from urllib.parse import urlsplit
 
 from bench.client import loopback_address, raise_open_files_limit
 from bench.report import added, summarize_history, summarize_streams
-from bench.server import APP, FLOOR_APP, ROOT, LiaServer, proc_status, server_available
+from bench.server import APP, DURABLE_FLOOR_APP, FLOOR_APP, ROOT, LiaServer, proc_status, server_available
 from lia.management.commands.serve import default_workers
 
 MODEL = "gpt-4o-mini"
 MESSAGE = "Hello Lia! Could you tell me something nice about the sea?"
 PASSWORD = "BenchPassw0rd"  # noqa: S105 (the benchmark users' password, loopback only)
 MB = 1024 * 1024
+
+
+FLOOR_LOG_SUFFIX = {FLOOR_APP: "-floor", DURABLE_FLOOR_APP: "-durable-floor"}
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Config:
     profile: str | None = None  # "py-spy": record the server during each level
     tracemalloc: bool = False  # daphne under tracemalloc: allocation sites per open stream
     floor: bool = False  # each level also against bench.floor, the bare proxy, under the same server
+    floor_durable: bool = False  # and against its durable variant (a read and a commit first; PostgreSQL)
     results_dir: Path = ROOT / "bench" / "results"
     quiet: bool = False
 
@@ -389,7 +393,7 @@ class Bench:
             workers=workers,
             app=app,
             env=self.server_env(),
-            log_path=self.logs / f"{kind}-w{workers}{'-floor' if app == FLOOR_APP else ''}.log",
+            log_path=self.logs / f"{kind}-w{workers}{FLOOR_LOG_SUFFIX.get(app, '')}.log",
             backlog=config.backlog,
             daphne_verbosity=config.daphne_verbosity,
             uvicorn_loop=config.loop,
@@ -653,15 +657,17 @@ class Bench:
                     f"TTFT p50 {lia['ttft_ms']['p50']} ms "
                     f"(added {level['added_ttft_ms']['p50']}), errors {lia['errors'] or 0}",
                 )
-                if config.floor:
-                    if config.fresh_server:  # the floor's level runs with no idle Lia beside it
+                floors = [("floor", FLOOR_APP)] if config.floor else []
+                floors += [("durable_floor", DURABLE_FLOOR_APP)] if config.floor_durable else []
+                for name, app in floors:
+                    if config.fresh_server and server is not None:  # no idle Lia beside the floor
                         server.stop()
                         server = None
-                    level.update(self.floor_level(kind, workers, n, level["lia"], fake[str(n)]))
+                    level.update(self.floor_level(kind, workers, n, level["lia"], fake[str(n)], name=name, app=app))
                     log(
                         config,
-                        f"{label} N={n}, the floor: TTFT p50 {level['floor']['ttft_ms']['p50']} ms "
-                        f"(added {level['floor_added_ttft_ms']['p50']}), errors {level['floor']['errors'] or 0}",
+                        f"{label} N={n}, the {name.replace('_', ' ')}: TTFT p50 {level[name]['ttft_ms']['p50']} ms "
+                        f"(added {level[f'{name}_added_ttft_ms']['p50']}), errors {level[name]['errors'] or 0}",
                     )
             if config.history_seconds > 0:
                 if server is None or config.fresh_server:
@@ -675,9 +681,20 @@ class Bench:
                 server.stop()
         return run
 
-    def floor_level(self, kind: str, workers: int, n: int, lia: dict[str, Any], fake: dict[str, Any]) -> dict[str, Any]:
-        """The same arrivals against bench.floor under the same server: what any proxy adds."""
-        server = self.start_server(kind, workers, app=FLOOR_APP)
+    def floor_level(
+        self,
+        kind: str,
+        workers: int,
+        n: int,
+        lia: dict[str, Any],
+        fake: dict[str, Any],
+        *,
+        name: str = "floor",
+        app: str = FLOOR_APP,
+    ) -> dict[str, Any]:
+        """The same arrivals against a floor of bench.floor under the same server: what any
+        proxy (`floor`), or any proxy that stores the message first (`durable_floor`), adds."""
+        server = self.start_server(kind, workers, app=app)
         try:
             self.warm_up(server.url, n)
             time.sleep(0.5)
@@ -686,9 +703,9 @@ class Bench:
             server.stop()
         floor = summarize_streams(result)
         return {
-            "floor": floor,
-            "floor_added_ttft_ms": added(floor["ttft_ms"], fake["ttft_ms"]),
-            "over_floor_ttft_ms": added(lia["ttft_ms"], floor["ttft_ms"]),
+            name: floor,
+            f"{name}_added_ttft_ms": added(floor["ttft_ms"], fake["ttft_ms"]),
+            f"over_{name}_ttft_ms": added(lia["ttft_ms"], floor["ttft_ms"]),
         }
 
     def meta(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from lia.management.commands.serve import listening_sockets, worker_command
 ROOT = Path(__file__).resolve().parent.parent
 APP = "lia.asgi:application"
 FLOOR_APP = "bench.floor:application"  # the bare proxy (`--floor`)
+DURABLE_FLOOR_APP = "bench.floor:durable_application"  # plus a read and a commit (`--floor-durable`)
 SERVERS = ("daphne", "uvicorn", "granian")
 
 

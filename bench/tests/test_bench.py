@@ -68,7 +68,15 @@ def test_cli_parses_lists():
     assert config.servers == ["daphne", "uvicorn"]
     assert config.workers == [1, 2]
     assert config.embedded
+    assert not config.floor_durable
     assert callable(main)
+
+
+def test_cli_the_durable_floor_needs_postgresql(capsys):
+    assert parse(["--floor", "--floor-durable"]).floor_durable
+    with pytest.raises(SystemExit):
+        parse(["--floor-durable", "--embedded"])
+    assert "--floor-durable needs PostgreSQL" in capsys.readouterr().err
 
 
 def test_cli_ramp_and_the_deadlines_it_implies():

@@ -17,7 +17,7 @@ def floor_client(fake_llm, monkeypatch):
     floor.client.cache_clear()
 
 
-async def call(method: str, body: bytes = b"") -> list[dict]:
+async def call(method: str, body: bytes = b"", app=floor.application) -> list[dict]:
     sent: list[dict] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -28,7 +28,7 @@ async def call(method: str, body: bytes = b"") -> list[dict]:
         sent.append(message)
 
     scope = {"type": "http", "method": method, "path": "/api/v1/chat/stream", "headers": []}
-    await floor.application(scope, receive, send)
+    await app(scope, receive, send)
     return sent
 
 
@@ -61,3 +61,33 @@ async def test_anything_but_a_post_is_the_readiness_probe(floor_client):
 
     assert sent[0]["status"] == 200
     assert json.loads(sent[1]["body"]) == {"status": "ok"}
+
+
+@pytest.fixture
+async def floor_database(postgres_server, monkeypatch):
+    """A database of its own on the throwaway cluster, as the benchmark's DATABASE_URL; the
+    floor's pool is closed after the test."""
+    name = "bench_floor_test"
+    postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    monkeypatch.setenv("DATABASE_URL", postgres_server.create_database(name))
+    monkeypatch.setattr(floor, "_pool", None)
+    yield lambda sql: postgres_server.execute(sql, dbname=name)
+    if floor._pool is not None:
+        await floor._pool.close()
+
+
+@pytest.mark.faults  # the throwaway cluster: once per CI run
+async def test_the_durable_floor_reads_the_user_and_commits_the_message_before_it_streams(
+    fake_llm, floor_client, floor_database
+):
+    fake_llm.script(chunks=2, delay=0.0)
+
+    first = await call("POST", json.dumps({"message": "stored first"}).encode(), app=floor.durable_application)
+    second = await call("POST", json.dumps({"message": "and again"}).encode(), app=floor.durable_application)
+
+    assert [name for name, _ in events(first)] == [name for name, _ in events(second)] == ["chunk", "chunk", "done"]
+    assert floor_database("SELECT user_id, content FROM bench_floor_message ORDER BY id") == [
+        (1, "stored first"),
+        (1, "and again"),
+    ]
+    assert fake_llm.last.body["messages"] == [{"role": "user", "content": "and again"}]
