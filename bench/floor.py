@@ -146,6 +146,8 @@ _pool_lock = asyncio.Lock()
 async def pool() -> AsyncConnectionPool:
     """Ten connections per process, as Lia's pool, opened (and the tables made) on first use."""
     global _pool
+    if _pool is not None:
+        return _pool
     async with _pool_lock:
         if _pool is None:
             new = AsyncConnectionPool(
