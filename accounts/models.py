@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import RegexValidator
 from django.db import models
@@ -41,8 +43,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    # Tokens issued before this instant are rejected: set on password change, deactivation
-    # and logout of a token that carries no jti.
+    # Tokens issued before this instant are rejected: set on a password change (save()),
+    # deactivation and logout of a token that carries no jti.
     tokens_valid_after = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = UserManager()
@@ -60,6 +62,27 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A password change (set_password, then save, as the admin's form, `changepassword` and
+        services do) ends every earlier session. Lia's own tokens end anyway, being bound to the
+        hash (accounts.tokens); the FastAPI backend's carry no such claim, and end here, by
+        `tokens_valid_after`. Django clears `_password` for a hash upgrade, which is not a
+        change; so does check_password below. (A bulk `update(password=...)` bypasses this, as
+        it bypasses all model code: it ends Lia's tokens, not FastAPI's.)"""
+        if (self._password is not None or self._password_made_unusable) and not self._state.adding:
+            self.tokens_valid_after = timezone.now()
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "tokens_valid_after"}
+        super().save(*args, **kwargs)
+        self._password_made_unusable = False
+
+    _password_made_unusable = False
+
+    def set_unusable_password(self) -> None:
+        super().set_unusable_password()
+        self._password_made_unusable = True
+
     def check_password(self, raw_password: str | None) -> bool:
         """Also accepts the FastAPI backend's hashes (stored without Django's prefix), and
         upgrades them to the preferred hasher on success."""
@@ -71,6 +94,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             return False
         if self.password == imported:  # Django didn't re-hash it (same parameters): do it now
             self.set_password(raw_password)
+            self._password = None  # an upgrade of the hash, not a change of the password
             self.save(update_fields=["password"])
         return True
 

@@ -10,8 +10,9 @@ sessions on purpose (deactivation in the admin, `manage.py end_sessions`) moves
 parameters change, ends the other sessions too, as it does Django's own sessions.)
 
 Tokens issued by the FastAPI backend (no `token_type`, `jti` or `sfp`) stay valid until they
-expire (CONTRACT §3.1), unless issued before `tokens_valid_after` (logout of such a token sets
-it). A token carrying Lia's `token_type` must carry the other two.
+expire (CONTRACT §3.1), unless issued before `tokens_valid_after`: logout of such a token sets
+it, and so does a password change saved through the model (User.save; not a bulk update, and not
+the hash upgraded at login). A token carrying Lia's `token_type` must carry the other two.
 """
 
 import math

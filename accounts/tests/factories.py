@@ -4,15 +4,11 @@ from accounts.models import User
 
 
 class UserFactory(factory.django.DjangoModelFactory):
+    """A user as registration makes one: the password hashed before the first save."""
+
     class Meta:
         model = User
-        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "Sup3rSecret")
-
-    @factory.post_generation
-    def _save(obj: User, create: bool, extracted: object, **kwargs: object) -> None:
-        if create:
-            obj.save()
+    password = factory.django.Password("Sup3rSecret")

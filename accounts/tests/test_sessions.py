@@ -8,6 +8,7 @@ import json
 import logging
 from io import StringIO
 
+import bcrypt
 import jwt
 import pytest
 from django.conf import settings
@@ -207,6 +208,56 @@ def test_a_password_change_ends_every_earlier_session(web, alice, admin_client, 
     assert_refused(web.post(REFRESH, headers=alice.bearer))
     assert not _can_log_in(web, alice.user.email, PASSWORD)
     assert _can_log_in(web, alice.user.email, NEW_PASSWORD)
+
+
+def fastapi_token(user: User) -> str:
+    """A token as the FastAPI backend issued them: no jti, token_type or session fingerprint."""
+    issued = int(timezone.now().timestamp()) - 5
+    return jwt.encode({"sub": str(user.pk), "iat": issued, "exp": issued + 600}, settings.JWT_SECRET_KEY)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [change_through_the_admin, change_through_changepassword, change_through_set_password],
+    ids=["admin-form", "manage-changepassword", "set_password"],
+)
+def test_a_password_change_ends_the_fastapi_backends_tokens_too(web, alice, admin_client, change):
+    legacy = fastapi_token(alice.user)
+    assert me(web, legacy).status_code == 200
+
+    change(alice, admin_client)
+
+    assert_refused(me(web, legacy))
+    assert _can_log_in(web, alice.user.email, NEW_PASSWORD)
+
+
+def test_a_password_made_unusable_ends_every_session(web, alice):
+    legacy = fastapi_token(alice.user)
+    user = User.objects.get(pk=alice.user.pk)
+    user.set_unusable_password()
+    user.save()
+
+    assert_refused(me(web, alice.token))
+    assert_refused(me(web, legacy))
+
+
+def test_the_hash_upgraded_at_login_is_not_a_password_change(web, settings):
+    """A FastAPI-era user's first login re-hashes their password: their other devices stay in."""
+    settings.PASSWORD_HASHERS = [*settings.PASSWORD_HASHERS, "django.contrib.auth.hashers.BCryptPasswordHasher"]
+    raw = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    user = User.objects.create(email="old@example.com", username="old", password=raw)
+    other_device = fastapi_token(user)
+
+    assert _can_log_in(web, "old@example.com", PASSWORD)
+
+    user.refresh_from_db()
+    assert not user.password.startswith("$2")  # re-hashed
+    assert user.tokens_valid_after is None
+    assert me(web, other_device).status_code == 200
+
+
+def test_a_new_user_has_no_session_epoch(alice):
+    assert User.objects.get(pk=alice.user.pk).tokens_valid_after is None
 
 
 def test_the_same_password_set_again_still_ends_sessions(web, alice):
