@@ -8,6 +8,7 @@ interrupted, saved in `finally`, and the cancellation re-raised).
 """
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -377,23 +378,28 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                 await _wait_for_earlier_turns(plan)
             deadline = progress.started + settings.CHAT_STREAM_MAX_SECONDS
             deltas = resolved.provider.stream(_chat_messages(plan), sentiment.chat_options(plan.options))
-            async for item in _with_keepalive(deltas, interval=settings.CHAT_KEEPALIVE_SECONDS, deadline=deadline):
-                if isinstance(item, bytes):
-                    yield item
-                elif isinstance(item, TextDelta):
-                    text = sentiment.visible(item.text)
-                    if text:
-                        if progress.first_token_ms is None:
-                            progress.first_token_ms = round((time.monotonic() - progress.started) * 1000, 1)
-                        progress.reply.append(text)
-                        yield frame("chunk", {"content": text})
-                        sentiment.start()
-                elif isinstance(item, ThoughtDelta):
-                    if item.text:
-                        progress.thoughts.append(item.text)
-                        yield frame("thought", {"content": item.text})
-                elif isinstance(item, Finish):
-                    progress.finish = item
+            keepalive = settings.CHAT_KEEPALIVE_SECONDS
+            # aclosing: a stream closed at one of its `yield`s (Django's handler closes it so when
+            # the client goes away mid-send) closes the provider's stream right then, before the
+            # partial reply is saved, not later from the event loop's generator finaliser.
+            async with contextlib.aclosing(_with_keepalive(deltas, interval=keepalive, deadline=deadline)) as items:
+                async for item in items:
+                    if isinstance(item, bytes):
+                        yield item
+                    elif isinstance(item, TextDelta):
+                        text = sentiment.visible(item.text)
+                        if text:
+                            if progress.first_token_ms is None:
+                                progress.first_token_ms = round((time.monotonic() - progress.started) * 1000, 1)
+                            progress.reply.append(text)
+                            yield frame("chunk", {"content": text})
+                            sentiment.start()
+                    elif isinstance(item, ThoughtDelta):
+                        if item.text:
+                            progress.thoughts.append(item.text)
+                            yield frame("thought", {"content": item.text})
+                    elif isinstance(item, Finish):
+                        progress.finish = item
         except LLMError as exc:
             logger.warning("chat.turn.provider_failed", error=type(exc).__name__, provider=plan.provider)
             stored = True

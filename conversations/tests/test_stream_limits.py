@@ -160,3 +160,28 @@ async def test_a_save_that_keeps_failing_gives_up_and_says_so(alice, monkeypatch
 
     assert "chat.turn.save_gave_up" in caplog.text
     assert str(turn.conversation_id) in caplog.text
+
+
+async def test_a_stream_closed_at_a_yield_closes_the_provider_before_it_saves(alice, scripted, monkeypatch):
+    """Django's handler closes the stream at the `yield` it is suspended at when the client goes
+    away while a frame is being sent; the provider's stream must end then, not after the save."""
+    scripted.reply(*[f"w{i} " for i in range(10)], delay=0.01)
+    turn, assistant = await sync_to_async(turn_of)(alice)
+    provider_closed_at_save = []
+
+    def finish(**kwargs):
+        provider_closed_at_save.append(scripted.closed_count)
+        return services.turn_finish(**kwargs)
+
+    monkeypatch.setattr(streaming, "turn_finish", finish)
+    plan = streaming.TurnPlan(turn, "hi", "scripted", "test-model", ChatOptions(model="test-model"), "local")
+    events = streaming.chat_turn_events(plan)
+    start, first_chunk = await anext(events), await anext(events)  # now suspended at that chunk's yield
+
+    await events.aclose()
+
+    assert b"event: start" in start
+    assert b"event: chunk" in first_chunk
+    assert provider_closed_at_save == [1]
+    await sync_to_async(assistant.refresh_from_db)()
+    assert (assistant.status, assistant.content) == ("interrupted", "w0 ")
