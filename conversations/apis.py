@@ -113,8 +113,9 @@ class ChatStreamApi(APIView):
             },
         )
         messages = UIMessageSerializer(many=True, required=False, max_length=50)
-        # Any string: a malformed id is "not found" (404, CONTRACT §7.6), not a validation error.
-        conversation_id = StrictCharField(required=False, allow_null=True, allow_blank=True)
+        # Any string: a malformed id is "not found" (404, CONTRACT §7.6), not a validation error;
+        # untrimmed, so that whitespace is such an id, not the "" of a new conversation.
+        conversation_id = StrictCharField(required=False, allow_null=True, allow_blank=True, trim_whitespace=False)
         provider = StrictCharField(required=False, max_length=64)
         model = StrictCharField(required=False, max_length=200)
         sentiment_method = StrictCharField(required=False)

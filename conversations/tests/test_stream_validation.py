@@ -71,8 +71,13 @@ def test_no_user_text_is_400(web, alice, payload):
     assert not Conversation.objects.exists()
 
 
-@pytest.mark.parametrize("conversation_id", ["not-a-uuid", str(uuid.uuid4())])
+@pytest.mark.parametrize(
+    "conversation_id",
+    ["not-a-uuid", str(uuid.uuid4()), " ", "\t", "\n "],
+    ids=["malformed", "unknown", "space", "tab", "blank-lines"],
+)
 def test_unknown_or_malformed_conversation_is_404_before_streaming(web, alice, conversation_id):
+    """CONTRACT §7.6: only absent, null and "" start a new conversation; whitespace is no id."""
     response = post(web, alice, {"message": "hi", "conversation_id": conversation_id})
 
     assert response.status_code == 404
