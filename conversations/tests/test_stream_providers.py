@@ -153,6 +153,8 @@ async def test_provider_refusing_the_request(stream, alice, fake_llm_providers, 
     assert phrase in events[-1][2]["message"]
     user = await sync_to_async(Message.objects.get)(pk=events[0][2]["message_id"])
     assert user.content == "Hi"
+    assistant = await sync_to_async(Message.objects.get)(conversation_id=user.conversation_id, role="assistant")
+    assert (assistant.content, assistant.status) == ("", "failed")
 
 
 async def test_unknown_model_is_an_error_event(stream, alice, fake_llm_providers):

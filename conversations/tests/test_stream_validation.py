@@ -4,7 +4,9 @@ import json
 import uuid
 
 import pytest
+from django.db import OperationalError
 
+from conversations import apis
 from conversations.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
@@ -118,3 +120,22 @@ def test_event_stream_accept_header_is_not_refused(web, alice):
     response = post(web, alice, {"message": ""}, Accept="text/event-stream")
 
     assert response.status_code == 422  # validated, not 406
+
+
+def test_a_failed_write_ahead_is_503_before_any_provider_call(web, alice, scripted, monkeypatch):
+    """RELIABILITY 18: when the user's message can't be stored, nothing streams and the
+    provider is never asked."""
+
+    def down(**kwargs):
+        raise OperationalError("the server closed the connection unexpectedly")
+
+    monkeypatch.setattr(apis, "turn_start", down)
+
+    response = post(web, alice, {"message": "hi", "provider": "scripted", "model": "m"})
+
+    assert response.status_code == 503
+    unavailable = "The service is temporarily unavailable. Please try again shortly."
+    assert response.json() == {"error": {"message": unavailable}}
+    assert response["Retry-After"] == "5"
+    assert scripted.calls == []
+    assert not Message.objects.exists()
