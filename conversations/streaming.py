@@ -240,10 +240,32 @@ async def _save(
             delay = min(delay * 2, 2.0)
 
 
-async def _final_save(plan: TurnPlan, result: TurnResult, fold: SentimentFold | None = None) -> dict[str, Any] | None:
-    """The turn's one final save, shielded: a client that leaves while it runs doesn't stop it,
-    and the stored outcome stays this one (not `interrupted` on top of it)."""
-    return await asyncio.shield(asyncio.ensure_future(_save(plan, result, fold)))
+# Final saves under way, held here: a client that leaves doesn't stop them (asyncio keeps only
+# weak references to tasks).
+_final_saves: set[asyncio.Task[dict[str, Any] | None]] = set()
+
+
+def _final_save(
+    plan: TurnPlan, result: TurnResult, fold: SentimentFold | None = None
+) -> "asyncio.Task[dict[str, Any] | None]":
+    """Start the turn's one final save in a task of its own: a client that leaves while it runs
+    doesn't stop it, and the stored outcome stays this one (not `interrupted` on top of it).
+    Its failure is logged by `_save`; nobody may be left to read it."""
+    task = asyncio.ensure_future(_save(plan, result, fold))
+    _final_saves.add(task)
+    task.add_done_callback(_final_saves.discard)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return task
+
+
+async def _keepalive_until(waiting: "asyncio.Future[Any]") -> AsyncIterator[bytes]:
+    """KEEPALIVE every CHAT_KEEPALIVE_SECONDS until `waiting` is done, which leaving doesn't
+    cancel. The reply's last steps (its sentiment, its save, retried through a database blip)
+    can take longer than a proxy's read timeout, which only the keep-alive interval bounds."""
+    while not waiting.done():
+        done, _ = await asyncio.wait({waiting}, timeout=settings.CHAT_KEEPALIVE_SECONDS)
+        if not done:
+            yield KEEPALIVE
 
 
 async def _save_after_disconnect(plan: TurnPlan, result: TurnResult) -> None:
@@ -403,21 +425,34 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
         except LLMError as exc:
             logger.warning("chat.turn.provider_failed", error=type(exc).__name__, provider=plan.provider)
             stored = True
-            await _final_save(plan, progress.result(plan, TurnStatus.FAILED))
+            save = _final_save(plan, progress.result(plan, TurnStatus.FAILED))
+            async for beat in _keepalive_until(save):
+                yield beat
+            save.result()
             yield frame("error", {"message": exc.public_message})
             return
         except StreamTooLong:
             logger.warning("chat.turn.too_long", seconds=settings.CHAT_STREAM_MAX_SECONDS)
             stored = True
-            await _final_save(plan, progress.result(plan, TurnStatus.INTERRUPTED))
+            save = _final_save(plan, progress.result(plan, TurnStatus.INTERRUPTED))
+            async for beat in _keepalive_until(save):
+                yield beat
+            save.result()
             yield frame("error", {"message": TOO_LONG_ERROR})
             return
 
-        message_sentiment = await sentiment.result()
+        analysis = asyncio.ensure_future(sentiment.result())
+        try:
+            async for beat in _keepalive_until(analysis):
+                yield beat
+        finally:
+            analysis.cancel()  # done already, unless the client left
+        message_sentiment = analysis.result()
         stored = True
-        sentiment_data = await _final_save(
-            plan, progress.result(plan, TurnStatus.COMPLETE), sentiment_fold(message_sentiment)
-        )
+        save = _final_save(plan, progress.result(plan, TurnStatus.COMPLETE), sentiment_fold(message_sentiment))
+        async for beat in _keepalive_until(save):
+            yield beat
+        sentiment_data = save.result()
         yield frame("sentiment", sentiment_event(sentiment_data))
         yield frame("done", {"finish_reason": "stop"})
     except Exception:

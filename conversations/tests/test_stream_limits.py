@@ -1,6 +1,7 @@
 """Per-user stream cap, checkpoints, the sweep of orphaned replies, and durable saves."""
 
 import asyncio
+import time
 import uuid
 from datetime import timedelta
 
@@ -185,3 +186,49 @@ async def test_a_stream_closed_at_a_yield_closes_the_provider_before_it_saves(al
     assert provider_closed_at_save == [1]
     await sync_to_async(assistant.refresh_from_db)()
     assert (assistant.status, assistant.content) == ("interrupted", "w0 ")
+
+
+def slow_finish(seconds: float):
+    def finish(**kwargs):
+        time.sleep(seconds)  # in the database threads, as a save retried through a blip would be
+        return services.turn_finish(**kwargs)
+
+    return finish
+
+
+async def test_keep_alives_go_on_while_the_reply_is_saved(alice, scripted, settings, monkeypatch):
+    """No silence longer than the keep-alive interval, the reply's last steps included: a proxy
+    whose read timeout exceeds it must not cut a stream whose save is slow (RELIABILITY pitfall 10)."""
+    settings.CHAT_KEEPALIVE_SECONDS = 0.1
+    scripted.reply("all", " of it")
+    monkeypatch.setattr(streaming, "turn_finish", slow_finish(0.45))
+    turn, assistant = await sync_to_async(turn_of)(alice)
+    plan = streaming.TurnPlan(turn, "hi", "scripted", "test-model", ChatOptions(model="test-model"), "local")
+
+    frames = [frame async for frame in streaming.chat_turn_events(plan)]
+
+    last_chunk = max(i for i, frame in enumerate(frames) if b"event: chunk" in frame)
+    sentiment = next(i for i, frame in enumerate(frames) if b"event: sentiment" in frame)
+    assert frames[last_chunk + 1 : sentiment].count(streaming.KEEPALIVE) >= 3
+    assert b"event: done" in frames[-1]
+    await sync_to_async(assistant.refresh_from_db)()
+    assert (assistant.status, assistant.content) == ("complete", "all of it")
+
+
+async def test_a_client_that_leaves_during_the_final_save_does_not_stop_it(alice, scripted, settings, monkeypatch):
+    settings.CHAT_KEEPALIVE_SECONDS = 0.05
+    scripted.reply("all", " of it")
+    monkeypatch.setattr(streaming, "turn_finish", slow_finish(0.3))
+    turn, assistant = await sync_to_async(turn_of)(alice)
+    plan = streaming.TurnPlan(turn, "hi", "scripted", "test-model", ChatOptions(model="test-model"), "local")
+    events = streaming.chat_turn_events(plan)
+    while await anext(events) != streaming.KEEPALIVE:  # the save has started
+        pass
+
+    await events.aclose()  # the client leaves at that keep-alive
+
+    saves = set(streaming._final_saves)
+    assert len(saves) == 1
+    await asyncio.wait(saves, timeout=5)
+    await sync_to_async(assistant.refresh_from_db)()
+    assert (assistant.status, assistant.content) == ("complete", "all of it")  # not `interrupted` on top
