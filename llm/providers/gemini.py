@@ -5,6 +5,12 @@ Thought parts (`part.thought`) become ThoughtDelta: the request asks for them wi
 keeps an HTTP client per event loop itself. Its own retries are off by default; llm.resilience
 retries before the first token, and runs the SDK iterator in a pump task, because `aclose()`
 on the SDK's generator leaves the HTTP response open (ECOSYSTEM §2.7).
+
+LLM_CONNECT_TIMEOUT does not reach this SDK: it sends every request with one total timeout
+(`HttpOptions.timeout`), which replaces any connect timeout its HTTP session has, and it builds
+that session itself. A connection that hangs is given up at the first-token timeout instead
+(tested). A session of ours (`HttpOptions.aiohttp_client`) would have to be made in each event
+loop, and with it a whole client (~80 ms, on the loop).
 """
 
 import contextlib

@@ -278,6 +278,40 @@ async def test_unreachable_server_is_unavailable(settings, name):
     assert type(caught.value) is ProviderUnavailable  # not a ProviderTimeout: nothing timed out
 
 
+@pytest.mark.parametrize("name", ["openai", "gemini"])
+async def test_a_connection_that_hangs_is_given_up(settings, name):
+    """A provider host that never completes the TCP handshake (its accept queue full, a firewall
+    that drops SYNs) ends in a ProviderTimeout, not a hang: after LLM_CONNECT_TIMEOUT through
+    OpenAI's SDK; after LLM_FIRST_TOKEN_TIMEOUT through Gemini's, which sends every request with
+    one total timeout that replaces any connect timeout of its HTTP session (llm.providers.gemini)."""
+    settings.LLM_CONNECT_TIMEOUT = 0.5
+    settings.LLM_FIRST_TOKEN_TIMEOUT = 2.5
+    settings.LLM_MAX_RETRIES = 0
+    with socket.socket() as server, socket.create_connection(server_address := _full_listener(server)):
+        host, port = server_address
+        base = {"openai": f"http://{host}:{port}/v1", "gemini": f"http://{host}:{port}"}[name]
+        config = {**settings.LLM_PROVIDERS[name], "API_KEY": "k", "BASE_URL": base}
+        settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, name: config}
+        started = asyncio.get_running_loop().time()
+
+        with pytest.raises(ProviderTimeout):
+            await collect(name)
+
+        elapsed = asyncio.get_running_loop().time() - started
+    if name == "openai":
+        assert elapsed < 2.0  # the connect timeout, well before the first-token one
+    else:
+        assert 2.0 < elapsed < 6.0
+
+
+def _full_listener(server: socket.socket) -> tuple[str, int]:
+    """Listen with a backlog of 0: once one connection waits unaccepted (the caller's), the
+    kernel drops further SYNs, so a connect hangs."""
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    return server.getsockname()
+
+
 # --- failures after the first token -------------------------------------------------
 
 
