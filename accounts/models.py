@@ -67,8 +67,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         services do) ends every earlier session. Lia's own tokens end anyway, being bound to the
         hash (accounts.tokens); the FastAPI backend's carry no such claim, and end here, by
         `tokens_valid_after`. Django clears `_password` for a hash upgrade, which is not a
-        change; so does check_password below. (A bulk `update(password=...)` bypasses this, as
-        it bypasses all model code: it ends Lia's tokens, not FastAPI's.)"""
+        change; so does check_password below. (A hash assigned directly, or a bulk
+        `update(password=...)`, bypasses this: it ends Lia's tokens, not FastAPI's.)"""
         if (self._password is not None or self._password_made_unusable) and not self._state.adding:
             self.tokens_valid_after = timezone.now()
             update_fields = kwargs.get("update_fields")

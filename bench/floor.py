@@ -144,20 +144,32 @@ _pool_lock = asyncio.Lock()
 
 
 async def pool() -> AsyncConnectionPool:
-    """Ten connections per process, as Lia's pool, opened (and the tables made) on first use."""
+    """Sized and bounded as Lia's pool is (the DATABASE_POOL_* variables the runner passes, with
+    Lia's defaults), but all of it opened up front; opened, and the tables made, on first use."""
     global _pool
     if _pool is not None:
         return _pool
     async with _pool_lock:
         if _pool is None:
+            size = int(os.environ.get("DATABASE_POOL_MAX_SIZE") or 10)
             new = AsyncConnectionPool(
-                os.environ["DATABASE_URL"], min_size=10, max_size=10, kwargs={"autocommit": True}, open=False
+                os.environ["DATABASE_URL"],
+                min_size=size,
+                max_size=size,
+                timeout=float(os.environ.get("DATABASE_POOL_TIMEOUT") or 3.0),
+                max_waiting=int(os.environ.get("DATABASE_POOL_MAX_WAITING") or 200),
+                kwargs={"autocommit": True},
+                open=False,
             )
-            await new.open(wait=True)
-            async with new.connection() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(7231)")  # the other workers make them too
-                for statement in SCHEMA:
-                    await conn.execute(statement)
+            try:
+                await new.open(wait=True)
+                async with new.connection() as conn, conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(7231)")  # the other workers make them too
+                    for statement in SCHEMA:
+                        await conn.execute(statement)
+            except BaseException:
+                await new.close()
+                raise
             _pool = new
     return _pool
 

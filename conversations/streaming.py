@@ -401,9 +401,10 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
             deadline = progress.started + settings.CHAT_STREAM_MAX_SECONDS
             deltas = resolved.provider.stream(_chat_messages(plan), sentiment.chat_options(plan.options))
             keepalive = settings.CHAT_KEEPALIVE_SECONDS
-            # aclosing: a stream closed at one of its `yield`s (Django's handler closes it so when
-            # the client goes away mid-send) closes the provider's stream right then, before the
-            # partial reply is saved, not later from the event loop's generator finaliser.
+            # aclosing: a stream closed at one of its `yield`s (the event loop's generator
+            # finaliser closes it so once Django, whose handler closes only its own wrapper,
+            # drops it mid-send) closes the provider's stream right then, before the partial
+            # reply is saved, not from a second finaliser task after the save.
             async with contextlib.aclosing(_with_keepalive(deltas, interval=keepalive, deadline=deadline)) as items:
                 async for item in items:
                     if isinstance(item, bytes):
@@ -460,10 +461,13 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
         logger.exception("chat.turn.failed")
         if not stored:
             stored = True
-            try:
-                await _save(plan, progress.result(plan, TurnStatus.FAILED))
-            except Exception:
-                logger.exception("chat.turn.save_failed", message_id=plan.turn.assistant_message_id)
+            save = _final_save(plan, progress.result(plan, TurnStatus.FAILED))
+            async for beat in _keepalive_until(save):
+                yield beat
+            if not save.cancelled() and save.exception() is not None:
+                logger.error(
+                    "chat.turn.save_failed", message_id=plan.turn.assistant_message_id, exc_info=save.exception()
+                )
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         yield frame("error", {"message": GENERIC_ERROR, **({"request_id": request_id} if request_id else {})})
     finally:

@@ -12,12 +12,13 @@ import bcrypt
 import jwt
 import pytest
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
 from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_deactivate
+from accounts.tests.test_auth_api import PRODUCTION_HASHERS
 from accounts.tokens import token_issue
 from conftest import PASSWORD, Persona
 
@@ -241,17 +242,30 @@ def test_a_password_made_unusable_ends_every_session(web, alice):
     assert_refused(me(web, legacy))
 
 
-def test_the_hash_upgraded_at_login_is_not_a_password_change(web, settings):
+def _bcrypt(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+def _argon2id_as_django_makes_it(password: str) -> str:
+    """A FastAPI-era (unprefixed) argon2id hash that Django finds nothing to upgrade in (its own
+    parameters and salt alphabet), so accounts.User.check_password re-hashes it itself."""
+    hashed = Argon2PasswordHasher().encode(password, Argon2PasswordHasher().salt())
+    return hashed.removeprefix("argon2")
+
+
+@pytest.mark.parametrize(
+    "fastapi_hash", [_bcrypt, _argon2id_as_django_makes_it], ids=["bcrypt-upgraded-by-django", "argon2id-by-lia"]
+)
+def test_the_hash_upgraded_at_login_is_not_a_password_change(web, settings, fastapi_hash):
     """A FastAPI-era user's first login re-hashes their password: their other devices stay in."""
-    settings.PASSWORD_HASHERS = [*settings.PASSWORD_HASHERS, "django.contrib.auth.hashers.BCryptPasswordHasher"]
-    raw = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    user = User.objects.create(email="old@example.com", username="old", password=raw)
+    settings.PASSWORD_HASHERS = PRODUCTION_HASHERS
+    user = User.objects.create(email="old@example.com", username="old", password=fastapi_hash(PASSWORD))
     other_device = fastapi_token(user)
 
     assert _can_log_in(web, "old@example.com", PASSWORD)
 
     user.refresh_from_db()
-    assert not user.password.startswith("$2")  # re-hashed
+    assert user.password.startswith("argon2$argon2id$")  # re-hashed
     assert user.tokens_valid_after is None
     assert me(web, other_device).status_code == 200
 

@@ -105,3 +105,26 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 50) == values[49]
     assert percentile(values, 99) == values[98]
     assert percentile([], 50) is None
+
+
+def test_the_report_prints_each_floor_it_ran():
+    triple = {"p50": 1.0, "p95": 2.0, "p99": 3.0}
+    streams = {"n": 2, "ok": 2, "open_max": 2, "errors": {}, "ttft_ms": triple, "streams_per_s": 1.0}
+    streams["client_loop_lag_ms"] = {"max_ms": 0.1}
+    level = {
+        "n": 2,
+        "lia": streams,
+        "added_ttft_ms": triple,
+        "rss": {"idle_mb": 1, "peak_mb": 2, "per_stream_kb": 3},
+        "cpu": {"ms_per_stream": 1.0, "cores": 0.1},
+        "pg": None,
+        "durable_floor": streams,
+        "durable_floor_added_ttft_ms": triple,
+        "over_durable_floor_ttft_ms": triple,
+    }
+    report = {"runs": [{"label": "uvicornx2", "levels": [level]}], "fake": {}}
+
+    printed = table(report)
+
+    assert "Lia over durable floor" in printed
+    assert "Lia over floor" not in printed  # no plain floor ran
