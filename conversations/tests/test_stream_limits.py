@@ -232,3 +232,72 @@ async def test_a_client_that_leaves_during_the_final_save_does_not_stop_it(alice
     await asyncio.wait(saves, timeout=5)
     await sync_to_async(assistant.refresh_from_db)()
     assert (assistant.status, assistant.content) == ("complete", "all of it")  # not `interrupted` on top
+
+
+async def test_a_client_that_leaves_while_the_sentiment_runs_leaves_the_reply_interrupted(
+    alice, scripted, settings, monkeypatch
+):
+    """As Django's handler does it: the task reading the stream is cancelled, here while the
+    stream waits (with keep-alives) for the message's sentiment."""
+    settings.CHAT_KEEPALIVE_SECONDS = 0.05
+    scripted.reply("all", " of it")
+    analysis_started, analysis_cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow_analysis(**kwargs):
+        analysis_started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            analysis_cancelled.set()
+
+    monkeypatch.setattr(streaming, "analyze_message", slow_analysis)
+    turn, assistant = await sync_to_async(turn_of)(alice)
+    plan = streaming.TurnPlan(turn, "hi", "scripted", "test-model", ChatOptions(model="test-model"), "local")
+    keeping_alive = asyncio.Event()
+
+    async def read_all() -> None:
+        async for frame in streaming.chat_turn_events(plan):
+            if frame == streaming.KEEPALIVE and analysis_started.is_set():
+                keeping_alive.set()  # waiting for the sentiment, and saying so
+
+    reader = asyncio.create_task(read_all())
+    await asyncio.wait_for(keeping_alive.wait(), 5)
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+
+    assert analysis_cancelled.is_set()
+    assert not streaming._final_saves
+    await sync_to_async(assistant.refresh_from_db)()
+    assert (assistant.status, assistant.content) == ("interrupted", "all of it")
+
+
+async def test_a_client_that_leaves_while_the_reply_is_saved_does_not_stop_the_save(
+    alice, scripted, settings, monkeypatch
+):
+    """As Django's handler does it: the task reading the stream is cancelled mid-save."""
+    settings.CHAT_KEEPALIVE_SECONDS = 0.05
+    scripted.reply("all", " of it")
+    loop = asyncio.get_running_loop()
+    saving = asyncio.Event()
+
+    def finish(**kwargs):
+        loop.call_soon_threadsafe(saving.set)
+        return slow_finish(0.3)(**kwargs)
+
+    monkeypatch.setattr(streaming, "turn_finish", finish)
+    turn, assistant = await sync_to_async(turn_of)(alice)
+    plan = streaming.TurnPlan(turn, "hi", "scripted", "test-model", ChatOptions(model="test-model"), "local")
+
+    async def read_all() -> None:
+        async for _ in streaming.chat_turn_events(plan):
+            pass
+
+    reader = asyncio.create_task(read_all())
+    await asyncio.wait_for(saving.wait(), 5)
+    saves = set(streaming._final_saves)
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+
+    await asyncio.wait(saves, timeout=5)
+    await sync_to_async(assistant.refresh_from_db)()
+    assert (assistant.status, assistant.content) == ("complete", "all of it")
