@@ -46,6 +46,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Tokens issued before this instant are rejected: set on a password change (save()),
     # deactivation and logout of a token that carries no jti.
     tokens_valid_after = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set by set_unusable_password, read by save(), as Django's `_password` is by set_password.
+    _password_made_unusable = False
 
     objects = UserManager()
 
@@ -76,8 +78,6 @@ class User(AbstractBaseUser, PermissionsMixin):
                 kwargs["update_fields"] = {*update_fields, "tokens_valid_after"}
         super().save(*args, **kwargs)
         self._password_made_unusable = False
-
-    _password_made_unusable = False
 
     def set_unusable_password(self) -> None:
         super().set_unusable_password()

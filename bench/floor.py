@@ -14,12 +14,12 @@ reads OPENAI_BASE_URL and OPENAI_API_KEY, as Lia does under the benchmark. Like 
 (lia.asgi.warm_up), it builds its client and imports what the first request would import when it
 loads, not during a measured request.
 
-`durable_application` (`--floor-durable`) is the same proxy plus the two database round trips any
-chat backend that stores what users send and honours logouts must make before it asks the
-provider: it reads the user's row (one indexed SELECT), then commits the user's message (one
-INSERT, autocommitted, so one WAL flush), both through psycopg's async pool on the event loop
+`durable_application` (`--floor-durable`) is the same proxy plus the two database round trips
+Lia's turn makes before it asks the provider, as a backend that stores what users send and
+honours logouts makes them: it reads the user's row (one indexed SELECT), then commits the
+user's message (one INSERT, autocommitted, so one WAL flush), both through psycopg's async pool on the event loop
 (no thread hops), into tables of its own in the benchmark's PostgreSQL database. No JWT, no ORM,
-no framework, no validation: the least a durable turn costs on this machine, where "Lia over the
+no framework, no validation: the least such a turn costs on this machine, where "Lia over the
 durable floor" is what Django, DRF, the ORM and Lia's checks add.
 """
 

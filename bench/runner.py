@@ -32,9 +32,6 @@ PASSWORD = "BenchPassw0rd"  # noqa: S105 (the benchmark users' password, loopbac
 MB = 1024 * 1024
 
 
-FLOOR_LOG_SUFFIX = {FLOOR_APP: "-floor", DURABLE_FLOOR_APP: "-durable-floor"}
-
-
 @dataclass
 class Config:
     levels: list[int] = field(default_factory=lambda: [1, 50, 200, 1000])
@@ -386,14 +383,15 @@ class Bench:
             prepare_postgres(self.config)
         self.run_python("manage.py", "migrate", "--noinput", "-v", "0", timeout=300)
 
-    def start_server(self, kind: str, workers: int, app: str = APP) -> LiaServer:
+    def start_server(self, kind: str, workers: int, app: str = APP, floor: str = "") -> LiaServer:
+        """Lia (or, named by `floor`, one of bench.floor's apps) under `kind` with `workers`."""
         config = self.config
         return LiaServer(
             kind=kind,
             workers=workers,
             app=app,
             env=self.server_env(),
-            log_path=self.logs / f"{kind}-w{workers}{FLOOR_LOG_SUFFIX.get(app, '')}.log",
+            log_path=self.logs / f"{kind}-w{workers}{'-' + floor.replace('_', '-') if floor else ''}.log",
             backlog=config.backlog,
             daphne_verbosity=config.daphne_verbosity,
             uvicorn_loop=config.loop,
@@ -694,7 +692,7 @@ class Bench:
     ) -> dict[str, Any]:
         """The same arrivals against a floor of bench.floor under the same server: what any
         proxy (`floor`), or any proxy that stores the message first (`durable_floor`), adds."""
-        server = self.start_server(kind, workers, app=app)
+        server = self.start_server(kind, workers, app=app, floor=name)
         try:
             self.warm_up(server.url, n)
             time.sleep(0.5)

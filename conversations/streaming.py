@@ -391,6 +391,7 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
         yield frame(
             "start", {"conversation_id": str(plan.turn.conversation_id), "message_id": plan.turn.user_message_id}
         )
+        ending: tuple[TurnStatus, str] | None = None  # a reply that stops early: how it is stored, and why
         try:
             resolved = resolve_provider(plan.provider, plan.model)
             progress.served_by = resolved.served_by
@@ -425,21 +426,18 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                         progress.finish = item
         except LLMError as exc:
             logger.warning("chat.turn.provider_failed", error=type(exc).__name__, provider=plan.provider)
-            stored = True
-            save = _final_save(plan, progress.result(plan, TurnStatus.FAILED))
-            async for beat in _keepalive_until(save):
-                yield beat
-            save.result()
-            yield frame("error", {"message": exc.public_message})
-            return
+            ending = (TurnStatus.FAILED, exc.public_message)
         except StreamTooLong:
             logger.warning("chat.turn.too_long", seconds=settings.CHAT_STREAM_MAX_SECONDS)
+            ending = (TurnStatus.INTERRUPTED, TOO_LONG_ERROR)
+        if ending is not None:
+            status, message = ending
             stored = True
-            save = _final_save(plan, progress.result(plan, TurnStatus.INTERRUPTED))
+            save = _final_save(plan, progress.result(plan, status))
             async for beat in _keepalive_until(save):
                 yield beat
             save.result()
-            yield frame("error", {"message": TOO_LONG_ERROR})
+            yield frame("error", {"message": message})
             return
 
         analysis = asyncio.ensure_future(sentiment.result())
