@@ -9,7 +9,7 @@ from rest_framework.request import Request
 
 from accounts.exceptions import TokenRejected
 from accounts.models import User
-from accounts.tokens import token_decode, token_user
+from accounts.tokens import TokenClaims, claims_user, token_claims, token_decode
 
 
 def raw_token(request: HttpRequest | Request) -> str | None:
@@ -24,19 +24,53 @@ def raw_token(request: HttpRequest | Request) -> str | None:
     return None
 
 
+class ClaimedUser:
+    """`request.user` of a view that checks the session itself (`checks_session_itself`): the
+    user a valid token names, not yet confirmed to still accept that session (a query)."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, claims: TokenClaims) -> None:
+        self.claims = claims
+        self.pk = self.id = claims.user_id
+
+    def __str__(self) -> str:
+        return f"user {self.pk} (unconfirmed)"
+
+
 class JWTCookieOrBearerAuthentication(BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[User, dict[str, Any]] | None:
+    """The token's signature, expiry and claims, then its session: its user exists, is active,
+    and still accepts it (one query). A view with `checks_session_itself = True` gets a
+    ClaimedUser instead and makes that check with its first write (the chat stream, whose
+    write-ahead statement does it on PostgreSQL). Such a view must confirm the session
+    (`session_confirm`, or a write that checks it) before anything it does or answers depends on
+    the user, refusals included, so that a token its user no longer accepts gets the same 401 as
+    on every other endpoint."""
+
+    def authenticate(self, request: Request) -> tuple[User | ClaimedUser, dict[str, Any]] | None:
         raw = raw_token(request)
         if raw is None:
             return None
         try:
             payload = token_decode(raw)
-            user = token_user(payload)
+            claims = token_claims(payload)
+            # The token's user either way: its signature says whose it is.
+            structlog.contextvars.bind_contextvars(user_id=claims.user_id)
+            if getattr((request.parser_context or {}).get("view"), "checks_session_itself", False):
+                return ClaimedUser(claims), payload
+            return claims_user(claims), payload
         except TokenRejected as exc:
             raise AuthenticationFailed(str(exc)) from exc
-        structlog.contextvars.bind_contextvars(user_id=user.pk)
-        return user, payload
 
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (never 403) with WWW-Authenticate: Bearer.
         return "Bearer"
+
+
+def session_confirm(claims: TokenClaims) -> User:
+    """The claims' user, or the 401 (AuthenticationFailed) for a session that has ended."""
+    try:
+        return claims_user(claims)
+    except TokenRejected as exc:
+        raise AuthenticationFailed(str(exc)) from exc

@@ -44,15 +44,26 @@ return {count, tostring(tonumber(pivot[2]) + window - now)}
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """A counted attempt, for `rate_limit_refund`: its key, and its member of the Redis window
+    (None: counted in this process, at `at`)."""
+
+    key: str
+    at: float
+    member: str | None = None
+
+
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     retry_after: int  # whole seconds, ≥ 1 when not allowed
+    attempt: Attempt | None = None  # the attempt counted, if one was
 
 
-def _decision(count: int, allowed: int, wait: float) -> Decision:
+def _decision(count: int, allowed: int, wait: float, attempt: Attempt | None) -> Decision:
     if count <= allowed:
-        return Decision(allowed=True, retry_after=0)
-    return Decision(allowed=False, retry_after=max(1, math.ceil(wait)))
+        return Decision(allowed=True, retry_after=0, attempt=attempt)
+    return Decision(allowed=False, retry_after=max(1, math.ceil(wait)), attempt=attempt)
 
 
 class MemoryWindows:
@@ -76,7 +87,13 @@ class MemoryWindows:
             wait = hits[count - limit] + window - now if count > allowed else 0.0
             if len(self._hits) > self.MAX_KEYS:
                 self._evict(now)
-            return _decision(count, allowed, wait)
+            return _decision(count, allowed, wait, Attempt(key, now) if record else None)
+
+    def forget(self, attempt: Attempt) -> None:
+        with self._lock:
+            entry = self._hits.get(attempt.key)
+            if entry is not None and attempt.at in entry[1]:
+                entry[1].remove(attempt.at)
 
     def _evict(self, now: float) -> None:
         # Each key by its own window: an hour-long window outlives a minute-long one.
@@ -98,6 +115,7 @@ class RateLimiter:
         now = time.time()
         client = self._redis_client(now)
         if client is not None:
+            member = uuid.uuid4().hex
             try:
                 count, wait = client.eval(
                     SLIDING_WINDOW_LUA,
@@ -106,14 +124,28 @@ class RateLimiter:
                     now,
                     window,
                     limit,
-                    uuid.uuid4().hex,
+                    member,
                     "1" if record else "0",
                 )
-                return _decision(int(count), limit if record else limit - 1, float(wait))
+                attempt = Attempt(key, now, member) if record else None
+                return _decision(int(count), limit if record else limit - 1, float(wait), attempt)
             except Exception as exc:  # any Redis failure: degrade, never fail the request
                 self._redis_down_until = now + settings.RATE_LIMIT_REDIS_RETRY_SECONDS
                 logger.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
         return self.memory.hit(key, limit=limit, window=window, now=now, record=record)
+
+    def forget(self, attempt: Attempt) -> None:
+        if attempt.member is None:
+            self.memory.forget(attempt)
+            return
+        client = self._redis_client(time.time())
+        if client is None:
+            return
+        try:
+            client.zrem(cache.make_key(f"ratelimit:{attempt.key}"), attempt.member)
+        except Exception as exc:  # the attempt stays counted until it leaves the window
+            self._redis_down_until = time.time() + settings.RATE_LIMIT_REDIS_RETRY_SECONDS
+            logger.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
 
     def _redis_client(self, now: float):  # type: ignore[no-untyped-def]
         if now < self._redis_down_until or not hasattr(cache, "client"):
@@ -142,3 +174,10 @@ def rate_limit_check(*, scope: str, key: str, limit: int, window: float = 60.0, 
     if not decision.allowed and record:
         logger.warning("ratelimit.rejected", scope=scope, retry_after=decision.retry_after)
     return decision
+
+
+def rate_limit_refund(decision: Decision) -> None:
+    """Stop counting the attempt `decision` counted: for a request found afterwards not to be
+    its key's (a chat turn whose token its user no longer accepts must not spend their limit)."""
+    if decision.attempt is not None:
+        limiter.forget(decision.attempt)

@@ -13,8 +13,12 @@ Tokens issued by the FastAPI backend (no `token_type`, `jti` or `sfp`) stay vali
 expire (CONTRACT §3.1), unless issued before `tokens_valid_after`: logout of such a token sets
 it, and so does a password change saved through the model (User.save; not a bulk update, and not
 the hash upgraded at login). A token carrying Lia's `token_type` must carry the other two.
+
+Every authenticated request checks its session with `claims_user` (one query), except a chat
+turn, whose write-ahead statement makes the same checks on PostgreSQL (accounts.authentication).
 """
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +28,7 @@ from django.conf import settings
 from django.db import connections, router
 from django.db.models.query import RawQuerySet
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.encoding import force_bytes
 from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.tokens import AccessToken
@@ -33,14 +38,19 @@ from accounts.models import RevokedToken, User
 
 SESSION_CLAIM = "sfp"
 BIGINT_LIMIT = 2**63  # user ids are 64-bit integers
+FINGERPRINT_SALT = "lia.accounts.tokens.session"
+FINGERPRINT_LENGTH = 24  # hex digits of the HMAC
 
 
 def session_fingerprint(user: User) -> str:
     """Changes whenever the password hash or `tokens_valid_after` does. Keyed with the signing
-    key, so the claim (readable by whoever holds the token) says nothing about the hash."""
+    key, so the claim (readable by whoever holds the token) says nothing about the hash. The chat
+    turn's write-ahead computes the same in SQL (`conversations_turn_start`, migration 0006): a
+    change here, or to `claims_user`'s checks, needs a migration that replaces that function
+    (conversations/tests/test_turn_start.py compares the two for every kind of session)."""
     value = f"{user.password}|{user.tokens_valid_after.isoformat() if user.tokens_valid_after else ''}"
     key = settings.SIMPLE_JWT["SIGNING_KEY"]
-    return salted_hmac("lia.accounts.tokens.session", value, secret=key, algorithm="sha256").hexdigest()[:24]
+    return salted_hmac(FINGERPRINT_SALT, value, secret=key, algorithm="sha256").hexdigest()[:FINGERPRINT_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,47 @@ def token_decode(raw: str) -> dict[str, Any]:
     return payload
 
 
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a decoded token says about its session. `token_user` checks it against the user's
+    row; on PostgreSQL the chat turn's write-ahead checks it inside its own statement instead
+    (`conversations_turn_start`), with `fingerprint_pads` for the `sfp` comparison."""
+
+    user_id: int
+    jti: str | None  # None (the FastAPI backend's tokens) matches no revoked row
+    issued_at: float | None  # None when absent or not a number
+    fingerprint: str | None  # Lia's tokens; "" when one lacks its jti or sfp (matches nothing)
+
+
+def token_claims(payload: dict[str, Any]) -> TokenClaims:
+    """The session claims of a payload `token_decode` accepted. Raises TokenRejected for a user
+    id no database row can have."""
+    user_id = int(payload["sub"])
+    if not -BIGINT_LIMIT <= user_id < BIGINT_LIMIT:  # no such id; SQLite can't even compare it
+        raise TokenRejected("User not found")
+    jti = payload.get("jti") or None
+    fingerprint = None
+    if "token_type" in payload:  # issued by Lia: bound to its jti, the password and the session epoch
+        claimed = payload.get(SESSION_CLAIM)
+        fingerprint = claimed if jti and isinstance(claimed, str) else ""
+    issued_at = payload.get("iat")
+    return TokenClaims(
+        user_id=user_id,
+        jti=jti,
+        issued_at=float(issued_at) if isinstance(issued_at, int | float) else None,
+        fingerprint=fingerprint,
+    )
+
+
+def fingerprint_pads() -> tuple[bytes, bytes]:
+    """`session_fingerprint`'s HMAC-SHA256 key as its inner and outer pads (RFC 2104), so that
+    SQL's built-in sha256() can compute the same fingerprint: sha256(outer || sha256(inner ||
+    value)). They let one compute fingerprints, nothing more: a token still needs the signing key."""
+    key = hashlib.sha256(FINGERPRINT_SALT.encode() + force_bytes(settings.SIMPLE_JWT["SIGNING_KEY"])).digest()
+    padded = key.ljust(hashlib.sha256().block_size, b"\0")
+    return bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)
+
+
 def _token_user_query(jti: str | None, user_id: int) -> RawQuerySet:
     """The user, and whether the token's jti is revoked, in one query. Written out rather than
     built by the ORM: every authenticated request runs it, and compiling the annotated queryset
@@ -92,24 +143,21 @@ def _token_user_query(jti: str | None, user_id: int) -> RawQuerySet:
 
 def token_user(payload: dict[str, Any]) -> User:
     """The active user a decoded token speaks for, in one query that also checks revocation."""
-    jti = payload.get("jti") or None  # none (the FastAPI backend's tokens) matches no revoked row
-    user_id = int(payload["sub"])
-    if not -BIGINT_LIMIT <= user_id < BIGINT_LIMIT:  # no such id; SQLite can't even compare it
-        raise TokenRejected("User not found")
-    user = next(iter(_token_user_query(jti, user_id)), None)
+    return claims_user(token_claims(payload))
+
+
+def claims_user(claims: TokenClaims) -> User:
+    """The active user whose session `claims` still belongs to (what `conversations_turn_start`
+    checks in SQL, in the same order)."""
+    user = next(iter(_token_user_query(claims.jti, claims.user_id)), None)
     if user is None:
         raise TokenRejected("User not found")
     if user.token_revoked or not user.is_active:  # type: ignore[attr-defined]
         raise TokenRejected()
-    if "token_type" in payload:  # issued by Lia: bound to its jti, the password and the session epoch
-        fingerprint = payload.get(SESSION_CLAIM)
-        if not jti or not isinstance(fingerprint, str):
-            raise TokenRejected()
-        if not constant_time_compare(fingerprint, session_fingerprint(user)):
-            raise TokenRejected()
-    issued_at = payload.get("iat")
+    if claims.fingerprint is not None and not constant_time_compare(claims.fingerprint, session_fingerprint(user)):
+        raise TokenRejected()
     if user.tokens_valid_after and (
-        not isinstance(issued_at, int | float) or issued_at < math.floor(user.tokens_valid_after.timestamp())
+        claims.issued_at is None or claims.issued_at < math.floor(user.tokens_valid_after.timestamp())
     ):
         raise TokenRejected()
     return user

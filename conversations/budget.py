@@ -17,14 +17,13 @@ import structlog
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.models import User
 from conversations.exceptions import TokenBudgetSpent
 from conversations.selectors import user_tokens_spent
 
 logger = structlog.get_logger("lia.chat")
 
 
-def daily_token_budget_check(*, user: User) -> None:
+def daily_token_budget_check(*, user_id: int) -> None:
     """Raise TokenBudgetSpent (429, with the seconds until midnight UTC) when the user has spent
     today's budget. Costs no query at all when no budget is configured."""
     budget = settings.CHAT_DAILY_TOKEN_BUDGET
@@ -32,7 +31,7 @@ def daily_token_budget_check(*, user: User) -> None:
         return
     now = timezone.now()
     day_start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    spent = user_tokens_spent(user=user, since=day_start)
+    spent = user_tokens_spent(user_id=user_id, since=day_start)
     if spent < budget:
         return
     retry_after = max(1, math.ceil((day_start + timedelta(days=1) - now).total_seconds()))

@@ -33,13 +33,18 @@ def conversation_get_for_user(*, user: User, conversation_id: object) -> Convers
         raise ConversationNotFound()
     conversation = Conversation.objects.filter(pk=parsed, user=user).first()
     if conversation is None:
-        # The caller sees the same 404 either way; the log tells probing apart from a stale id.
-        if Conversation.objects.filter(pk=parsed).exists():
-            logger.warning("security.conversation_denied", conversation_id=str(parsed))
-        else:
-            logger.info("chat.conversation_not_found", conversation_id=str(parsed))
-        raise ConversationNotFound()
+        raise conversation_not_found(parsed)
     return conversation
+
+
+def conversation_not_found(conversation_id: uuid.UUID) -> ConversationNotFound:
+    """The 404 for a conversation the user can't have, logged as probing (it exists, someone
+    else's) or a stale id (it doesn't). The caller sees the same answer either way."""
+    if Conversation.objects.filter(pk=conversation_id).exists():
+        logger.warning("security.conversation_denied", conversation_id=str(conversation_id))
+    else:
+        logger.info("chat.conversation_not_found", conversation_id=str(conversation_id))
+    return ConversationNotFound()
 
 
 def conversation_list(*, user: User, offset: int, limit: int) -> QuerySet[Conversation]:
@@ -135,7 +140,7 @@ def _estimated_tokens(chars: Expression) -> Expression:
     return (chars + Value(CHARS_PER_TOKEN - 1)) / Value(CHARS_PER_TOKEN)
 
 
-def user_tokens_spent(*, user: User, since: datetime) -> int:
+def user_tokens_spent(*, user_id: int, since: datetime) -> int:
     """Tokens the user's turns started since `since` cost: for each reply, the prompt and
     completion tokens its provider reported, each estimated from characters where it reported
     none (the offline provider, usage-less servers, replies cut short): the prompt as the user
@@ -156,7 +161,7 @@ def user_tokens_spent(*, user: User, since: datetime) -> int:
         "prompt_tokens", _estimated_tokens(Coalesce(Subquery(user_chars), Value(0))), output_field=IntegerField()
     ) + Coalesce("completion_tokens", _estimated_tokens(Length("content")), output_field=IntegerField())
     total = Message.objects.filter(
-        conversation__user=user,
+        conversation__user_id=user_id,
         conversation__updated_at__gte=since,
         role=Message.Role.ASSISTANT,
         created_at__gte=since,

@@ -16,13 +16,16 @@ from django.conf import settings
 from django.db import ProgrammingError, connection, transaction
 from django.utils import timezone
 
+from accounts.exceptions import TokenRejected
 from accounts.models import User
+from accounts.tokens import TokenClaims, claims_user, fingerprint_pads
 from conversations.exceptions import ConversationNotFound, TooManyStreams
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.selectors import (
     conversation_context,
     conversation_get_for_user,
     conversation_has_turn_in_flight,
+    conversation_not_found,
     parse_conversation_id,
     user_streams_elsewhere,
 )
@@ -61,26 +64,29 @@ def heartbeat_cutoff(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(seconds=2 * sweep_interval())
 
 
-def turn_start(*, user: User, conversation_id: str | None, text: str, provider: str, model: str) -> TurnStart:
-    """Resolve or create the conversation, store the user message and the assistant's
-    placeholder, commit. Raises ConversationNotFound for an unknown or foreign id, and
-    TooManyStreams when the user already has CHAT_MAX_CONCURRENT_STREAMS replies streaming in
-    other conversations (a new turn in a conversation with one in flight is never refused: the
-    web client aborts and resends at once, and turns of one conversation are serialised).
+def turn_start(*, claims: TokenClaims, conversation_id: str | None, text: str, provider: str, model: str) -> TurnStart:
+    """Check that the token's session is still its user's, resolve or create the conversation,
+    store the user message and the assistant's placeholder, commit. Raises TokenRejected for a
+    session that has ended (accounts.tokens.claims_user's checks), ConversationNotFound for an
+    unknown or foreign id, and TooManyStreams when the user already has
+    CHAT_MAX_CONCURRENT_STREAMS replies streaming in other conversations (a new turn in a
+    conversation with one in flight is never refused: the web client aborts and resends at once,
+    and turns of one conversation are serialised).
 
-    Every reply waits for this write, so on PostgreSQL it is one statement: the function
-    `conversations_turn_start` (migration 0005), which does what `_write_ahead` does with the
-    ORM, in one round trip instead of six (a first turn) to nine. A continuation turn then reads
-    its history."""
+    Every reply waits for this, so on PostgreSQL it is one statement: the function
+    `conversations_turn_start` (migrations 0005 and 0006), which does what `claims_user` and
+    `_write_ahead` do with the ORM, in one round trip instead of seven (a first turn) to ten. A
+    continuation turn then reads its history."""
     existing_id = None
     if conversation_id:
         existing_id = parse_conversation_id(conversation_id)
         if existing_id is None:
+            claims_user(claims)  # a token its user no longer accepts is a 401 before the 404
             raise ConversationNotFound()
     write = _write_ahead_in_one_statement if connection.vendor == "postgresql" else _write_ahead
     written = write(
         TurnWrite(
-            user=user,
+            claims=claims,
             existing_id=existing_id,
             text=text,
             provider=provider,
@@ -103,9 +109,10 @@ def turn_start(*, user: User, conversation_id: str | None, text: str, provider: 
 
 @dataclass(frozen=True)
 class TurnWrite:
-    """What the write-ahead writes: a turn of `user` in `existing_id` (None: a new conversation)."""
+    """What the write-ahead writes: a turn of the claims' user in `existing_id` (None: a new
+    conversation), once their session is checked."""
 
-    user: User
+    claims: TokenClaims
     existing_id: uuid.UUID | None
     text: str
     provider: str
@@ -127,28 +134,28 @@ def _placeholder_model_info(provider: str, model: str) -> dict[str, Any]:
 
 
 def _write_ahead(turn: TurnWrite) -> WriteAhead:
-    """The write-ahead with the ORM, in one transaction (SQLite, and the reference for the
-    PostgreSQL function)."""
+    """The session check, then the write-ahead with the ORM in one transaction (SQLite, and the
+    reference for the PostgreSQL function)."""
+    user = claims_user(turn.claims)
     now = turn.now
     with transaction.atomic():
         if turn.stream_cap > 0:
             # One turn start per user at a time, so two can't both squeeze under the cap.
-            User.objects.select_for_update().filter(pk=turn.user.pk).first()
+            User.objects.select_for_update().filter(pk=user.pk).first()
             streaming = user_streams_elsewhere(
-                user=turn.user, conversation_id=turn.existing_id, alive_since=heartbeat_cutoff(now)
+                user=user, conversation_id=turn.existing_id, alive_since=heartbeat_cutoff(now)
             )
             if streaming >= turn.stream_cap:
                 raise TooManyStreams(turn.stream_cap)
         fields = {"updated_at": now, "status": TurnStatus.STREAMING, "provider": turn.provider, "model": turn.model}
         if turn.existing_id is None:
             conversation = Conversation.objects.create(
-                user=turn.user, title=conversation_title_from(turn.text), created_at=now, **fields
+                user=user, title=conversation_title_from(turn.text), created_at=now, **fields
             )
         else:
-            conversation = Conversation.objects.select_for_update().filter(pk=turn.existing_id, user=turn.user).first()
+            conversation = Conversation.objects.select_for_update().filter(pk=turn.existing_id, user=user).first()
             if conversation is None:  # unknown, someone else's, or deleted a moment ago
-                conversation_get_for_user(user=turn.user, conversation_id=turn.existing_id)  # logs which, raises
-                raise ConversationNotFound()
+                raise conversation_not_found(turn.existing_id)
             if conversation.title is None and not conversation.messages.exists():
                 conversation.title = conversation_title_from(turn.text)
             for name, value in fields.items():
@@ -189,14 +196,16 @@ def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
     leaves that transaction usable. Where migration 0005 hasn't run yet (new code deployed
     before `migrate`), the ORM writes the turn, and every such turn logs an error."""
     conversation_id = turn.existing_id or uuid.uuid4()
+    claims = turn.claims
     try:
         with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
             cursor.execute(
                 "SELECT * FROM conversations_turn_start("
                 "%s::bigint, %s::uuid, %s::boolean, %s::varchar, %s::text, %s::varchar, %s::varchar, %s::jsonb,"
-                " %s::timestamptz, %s::timestamptz, %s::integer)",
+                " %s::timestamptz, %s::timestamptz, %s::integer,"
+                " %s::varchar, %s::double precision, %s::varchar, %s::bytea, %s::bytea)",
                 [
-                    turn.user.pk,
+                    claims.user_id,
                     conversation_id,
                     turn.existing_id is None,
                     conversation_title_from(turn.text),
@@ -207,6 +216,10 @@ def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
                     turn.now,
                     heartbeat_cutoff(turn.now),
                     turn.stream_cap,
+                    claims.jti,
+                    claims.issued_at,
+                    claims.fingerprint,
+                    *fingerprint_pads(),
                 ],
             )
             outcome, user_message_id, assistant_message_id, in_flight = cursor.fetchone()
@@ -215,11 +228,14 @@ def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
             raise
         logger.error("chat.turn.write_ahead_function_missing", hint="run `manage.py migrate`")
         return _write_ahead(turn)
+    if outcome == "user_not_found":
+        raise TokenRejected("User not found")
+    if outcome == "token_rejected":
+        raise TokenRejected()
     if outcome == "too_many_streams":
         raise TooManyStreams(turn.stream_cap)
     if outcome == "not_found":
-        conversation_get_for_user(user=turn.user, conversation_id=conversation_id)  # logs which, raises
-        raise ConversationNotFound()
+        raise conversation_not_found(conversation_id)
     return WriteAhead(conversation_id, user_message_id, assistant_message_id, in_flight)
 
 

@@ -37,14 +37,14 @@ def test_no_budget_costs_no_query(alice, settings, django_assert_num_queries):
     settings.CHAT_DAILY_TOKEN_BUDGET = 0
 
     with django_assert_num_queries(0):
-        daily_token_budget_check(user=alice.user)
+        daily_token_budget_check(user_id=alice.user.pk)
 
 
 def test_a_budget_costs_one_query(alice, settings, django_assert_num_queries):
     settings.CHAT_DAILY_TOKEN_BUDGET = 1000
 
     with django_assert_num_queries(1):
-        daily_token_budget_check(user=alice.user)
+        daily_token_budget_check(user_id=alice.user.pk)
 
 
 async def test_turns_stream_under_the_budget_and_get_429_once_it_is_spent(
@@ -109,7 +109,7 @@ async def test_replies_without_reported_usage_are_estimated_from_characters(
     fake_llm_providers.script(text="Twelve chars and a few more words of reply", usage=False)
     with time_machine.travel(EVENING, tick=False):
         response, raw = await turn(async_web, alice, message="Hello there!", provider="openai", model="gpt-4o-mini")
-        spent = await sync_to_async(user_tokens_spent)(user=alice.user, since=EVENING - timedelta(hours=1))
+        spent = await sync_to_async(user_tokens_spent)(user_id=alice.user.pk, since=EVENING - timedelta(hours=1))
 
     assert response.status_code == 200
     assert b"event: done" in raw
@@ -134,5 +134,5 @@ def test_spending_counts_reported_usage_and_only_this_users_turns_of_the_window(
     turn_at(mine, now - timedelta(days=1), "x", "y", prompt_tokens=1000, completion_tokens=1000)  # yesterday
     turn_at(theirs, now, "x", "y", prompt_tokens=1000, completion_tokens=1000)  # someone else's
 
-    assert user_tokens_spent(user=alice.user, since=now - timedelta(hours=1)) == 150 + 5 + 72
-    assert user_tokens_spent(user=alice.user, since=now + timedelta(seconds=3)) == 0
+    assert user_tokens_spent(user_id=alice.user.pk, since=now - timedelta(hours=1)) == 150 + 5 + 72
+    assert user_tokens_spent(user_id=alice.user.pk, since=now + timedelta(seconds=3)) == 0

@@ -3,18 +3,24 @@ since every chat request waits for it before its first byte. On PostgreSQL it is
 function `conversations_turn_start`; elsewhere the ORM's `_write_ahead`, which the function must
 match row for row."""
 
+import functools
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.exceptions import TokenRejected
+from accounts.models import RevokedToken, User
+from accounts.tokens import TokenClaims, token_claims, token_decode, token_issue
 from conversations.exceptions import ConversationNotFound, TooManyStreams
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.services import (
@@ -29,23 +35,30 @@ pytestmark = pytest.mark.django_db
 POSTGRESQL = connection.vendor == "postgresql"
 
 
+def claims_of(persona) -> TokenClaims:
+    return token_claims(token_decode(persona.token))
+
+
 def start(persona, conversation_id=None, text="Hello there"):
-    return turn_start(user=persona.user, conversation_id=conversation_id, text=text, provider="openai", model="m")
+    return turn_start(
+        claims=claims_of(persona), conversation_id=conversation_id, text=text, provider="openai", model="m"
+    )
 
 
 def statements(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"].split()[0] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
 
 
-def test_a_first_turn_creates_the_conversation_in_one_statement_on_postgresql(alice):
+def test_a_first_turn_is_checked_and_written_in_one_statement_on_postgresql(alice):
     with CaptureQueriesContext(connection) as queries:
         turn = start(alice)
 
     if POSTGRESQL:
-        assert statements(queries) == ["SELECT"]  # conversations_turn_start
+        assert statements(queries) == ["SELECT"]  # conversations_turn_start, the token's session check included
     else:
-        # Lock the user, count their streams, insert the conversation, then both messages at once.
-        assert statements(queries) == ["SELECT", "SELECT", "INSERT", "INSERT"]
+        # Check the token's session, lock the user, count their streams, insert the conversation,
+        # then both messages at once.
+        assert statements(queries) == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"]
 
     conversation = Conversation.objects.get(pk=turn.conversation_id)
     assert (conversation.title, conversation.status, conversation.provider, conversation.model) == (
@@ -126,6 +139,120 @@ class Case:
     earlier_reply: str | None = None  # in the turn's conversation: None, "streaming" or "stale"
     untitled_with_messages: bool = False  # "untitled": it already has messages
     stream_cap: int = 4
+    session: str = "lia"  # the token's session: a key of SESSIONS
+
+
+def _epoch(user: User, at: datetime) -> None:
+    User.objects.filter(pk=user.pk).update(tokens_valid_after=at)
+    user.refresh_from_db()
+
+
+def _lia_token(user: User, now: datetime) -> TokenClaims:
+    user.refresh_from_db()
+    return token_claims(token_decode(token_issue(user=user).value))
+
+
+def _fastapi_token(user: User, now: datetime, **claims: Any) -> TokenClaims:
+    return token_claims({"sub": str(user.pk), "iat": int(now.timestamp()), **claims})
+
+
+def _revoked(user: User, now: datetime) -> TokenClaims:
+    claims = _lia_token(user, now)
+    RevokedToken.objects.create(jti=claims.jti, user=user, expires_at=now + timedelta(hours=1))
+    return claims
+
+
+def _deactivated(user: User, now: datetime) -> TokenClaims:
+    claims = _lia_token(user, now)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    return claims
+
+
+def _password_changed_in_bulk(user: User, now: datetime) -> TokenClaims:
+    claims = _lia_token(user, now)
+    User.objects.filter(pk=user.pk).update(password=make_password("another password", hasher="md5"))
+    return claims
+
+
+def _ended(user: User, now: datetime, *, make: Callable[..., TokenClaims] = _lia_token) -> TokenClaims:
+    claims = make(user, now - timedelta(seconds=5))
+    _epoch(user, now)  # after the token's iat: logout of a jti-less token, end_sessions, deactivation
+    return claims
+
+
+def _issued_after_epoch(epoch: datetime) -> Callable[[User, datetime], TokenClaims]:
+    def make(user: User, now: datetime) -> TokenClaims:
+        _epoch(user, epoch)
+        return _lia_token(user, now)
+
+    return make
+
+
+# How the token's session stands when the turn arrives: a function of (alice's user, now) that
+# prepares the database and returns the token's claims. The fingerprint covers the password hash
+# and tokens_valid_after in Python's isoformat, which the SQL function rebuilds: hence the epochs
+# with and without microseconds.
+SESSIONS: dict[str, Callable[[User, datetime], TokenClaims]] = {
+    "lia": _lia_token,
+    "epoch before the token, whole second": _issued_after_epoch(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+    "epoch before the token, microseconds": _issued_after_epoch(datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC)),
+    "epoch before the token, in another zone": _issued_after_epoch(
+        datetime(2026, 1, 2, 3, 4, 5, 999999, tzinfo=timezone.get_fixed_timezone(-330))
+    ),
+    "epoch in the token's second": lambda user, now: _issued_after_epoch(now.replace(microsecond=999999))(user, now),
+    "revoked": _revoked,
+    "deactivated": _deactivated,
+    "password changed in bulk": _password_changed_in_bulk,
+    "ended": _ended,
+    "fastapi": _fastapi_token,
+    "fastapi, ended": functools.partial(_ended, make=_fastapi_token),
+    "fastapi without iat, with an epoch": lambda user, now: (
+        _epoch(user, now - timedelta(hours=1)),
+        _fastapi_token(user, now, iat=None),
+    )[1],
+    "fastapi without iat": lambda user, now: _fastapi_token(user, now, iat="yesterday"),
+    "lia without sfp": lambda user, now: token_claims({**vars_of(_lia_token(user, now)), "sfp": None}),
+    "lia without jti": lambda user, now: token_claims({**vars_of(_lia_token(user, now)), "jti": None}),
+    "user gone": lambda user, now: token_claims({"sub": "987654321", "iat": int(now.timestamp())}),
+}
+
+
+def vars_of(claims: TokenClaims) -> dict[str, Any]:
+    """A Lia token's payload with these claims."""
+    return {
+        "sub": str(claims.user_id),
+        "jti": claims.jti,
+        "iat": claims.issued_at,
+        "sfp": claims.fingerprint,
+        "token_type": "access",
+    }
+
+
+# The sessions above that still belong to their user.
+LIVE_SESSIONS = {
+    "lia",
+    "epoch before the token, whole second",
+    "epoch before the token, microseconds",
+    "epoch before the token, in another zone",
+    "epoch in the token's second",
+    "fastapi",
+    "fastapi without iat",
+}
+
+
+@pytest.mark.parametrize("session", sorted(SESSIONS))
+def test_a_turn_starts_only_in_a_session_its_user_still_accepts(alice, session):
+    claims = SESSIONS[session](alice.user, timezone.now())
+
+    def begin():
+        return turn_start(claims=claims, conversation_id=None, text="Hello there", provider="openai", model="m")
+
+    if session in LIVE_SESSIONS:
+        assert Message.objects.filter(conversation_id=begin().conversation_id).count() == 2
+    else:
+        with pytest.raises(TokenRejected, match="User not found" if session == "user gone" else "Invalid or expired"):
+            begin()
+        assert not Message.objects.exists()
 
 
 CASES = [
@@ -150,6 +277,11 @@ CASES = [
     Case("a negative cap is no cap", streaming_elsewhere=9, stream_cap=-1),
     Case("someone else's conversation", conversation="theirs"),
     Case("unknown conversation", conversation="unknown"),
+    *(Case(f"session: {name}", session=name) for name in sorted(SESSIONS) if name != "lia"),
+    Case("an ended session before the cap", session="ended", streaming_elsewhere=4),
+    Case("an ended session before someone else's conversation", session="ended", conversation="theirs"),
+    Case("an ended session without a cap", session="ended", stream_cap=0),
+    Case("a live session without a cap", session="epoch before the token, whole second", stream_cap=0),
 ]
 
 
@@ -224,10 +356,11 @@ def outcome(write, case: Case, alice, bob) -> Any:
     try:
         with transaction.atomic():
             existing_id = arrange(case, alice, bob, now)
+            claims = SESSIONS[case.session](alice.user, now)
             try:
                 written = write(
                     TurnWrite(
-                        user=alice.user,
+                        claims=claims,
                         existing_id=existing_id,
                         text="A question that is long enough to be cut short in the conversation's title",
                         provider="openai",
@@ -236,8 +369,8 @@ def outcome(write, case: Case, alice, bob) -> Any:
                         stream_cap=case.stream_cap,
                     )
                 )
-            except (TooManyStreams, ConversationNotFound) as exc:
-                answer: Any = type(exc).__name__
+            except (TooManyStreams, ConversationNotFound, TokenRejected) as exc:
+                answer: Any = (type(exc).__name__, str(exc))
             else:
                 messages = Message.objects.filter(pk__in=[written.user_message_id, written.assistant_message_id])
                 assert {m.conversation_id for m in messages} == {written.conversation_id}
@@ -265,7 +398,7 @@ def test_without_the_function_the_orm_writes_the_turn(alice, caplog):
     with connection.cursor() as cursor:  # rolled back with the test's transaction
         cursor.execute(
             "DROP FUNCTION conversations_turn_start(bigint, uuid, boolean, varchar, text, varchar, varchar, jsonb,"
-            " timestamptz, timestamptz, integer)"
+            " timestamptz, timestamptz, integer, varchar, double precision, varchar, bytea, bytea)"
         )
 
     turn = start(alice)

@@ -1,0 +1,118 @@
+"""The chat stream checks the token's session inside its write-ahead (one statement on
+PostgreSQL) rather than before everything else, as the other endpoints do. Whatever the request,
+a token its user no longer accepts still gets the same 401 as everywhere, before any other
+answer, and writes, asks and spends nothing of the user's."""
+
+import json
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.hashers import make_password
+
+from accounts.models import User
+from accounts.services import user_deactivate, user_sessions_end
+from conftest import Persona
+from conversations.models import Conversation, Message
+from conversations.tests.conftest import STREAM, body
+from conversations.tests.scripted import Script
+
+pytestmark = pytest.mark.django_db
+
+LOGOUT = "/api/v1/auth/logout"
+
+
+def post(client, persona: Persona, payload: dict, token: str | None = None):
+    return client.post(
+        STREAM,
+        json.dumps(payload),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token or persona.token}"},
+    )
+
+
+def change_password(web, user: User) -> None:
+    user.set_password("An0ther password!")
+    user.save()
+
+
+# How a session ends: each leaves `alice.token` refused everywhere (accounts/tests/test_sessions).
+ENDINGS: dict[str, Callable[..., None]] = {
+    "logged out": lambda web, user, token: web.post(LOGOUT, headers={"Authorization": f"Bearer {token}"}),
+    "deactivated": lambda web, user, token: user_deactivate(user=user),
+    "password changed": lambda web, user, token: change_password(web, user),
+    "password changed in bulk": lambda web, user, token: User.objects.filter(pk=user.pk).update(
+        password=make_password("An0ther password!")
+    ),
+    "sessions ended": lambda web, user, token: user_sessions_end(users=User.objects.filter(pk=user.pk)),
+    "user deleted": lambda web, user, token: User.objects.filter(pk=user.pk).delete(),
+}
+
+# A request per answer the stream gives a live session before streaming (the control below).
+REQUESTS: dict[str, tuple[Callable[[Persona], dict], int]] = {
+    "a turn": (lambda bob: body(), 200),
+    "an invalid body": (lambda bob: body(message=""), 422),
+    "no text": (lambda bob: {"messages": []}, 400),
+    "a malformed conversation id": (lambda bob: body(conversation_id="nope"), 404),
+    "someone else's conversation": (
+        lambda bob: body(conversation_id=str(Conversation.objects.create(user=bob.user, title="Bob's").pk)),
+        404,
+    ),
+    "an unknown conversation": (lambda bob: body(conversation_id=str(uuid.uuid4())), 404),
+}
+
+
+@pytest.mark.parametrize("request_name", sorted(REQUESTS))
+def test_a_live_session_gets_the_usual_answer(web, alice, bob, scripted, request_name):
+    """The control for the test below: each request is what its name says."""
+    make, status = REQUESTS[request_name]
+
+    assert post(web, alice, make(bob)).status_code == status
+
+
+@pytest.mark.parametrize("request_name", sorted(REQUESTS))
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_an_ended_session_is_401_before_any_other_answer(web, alice, bob, scripted: Script, ending, request_name):
+    ENDINGS[ending](web, alice.user, alice.token)
+    web.cookies.clear()
+    payload = REQUESTS[request_name][0](bob)
+    messages_before = Message.objects.count()
+
+    response = post(web, alice, payload)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    message = "User not found" if ending == "user deleted" else "Invalid or expired token"
+    assert response.json() == {"error": {"message": message}}
+    assert Message.objects.count() == messages_before
+    assert scripted.calls == []
+
+
+def test_an_ended_session_is_401_before_the_rate_limit(web, alice, scripted, settings):
+    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 1
+    assert post(web, alice, body()).status_code == 200  # the minute's one turn
+
+    ENDINGS["logged out"](web, alice.user, alice.token)
+    web.cookies.clear()
+
+    assert post(web, alice, body()).status_code == 401
+
+
+def test_an_ended_session_spends_nothing_of_its_users_rate_limit(web, alice, scripted, settings):
+    """Someone holding a logged-out token can't lock its user out of the chat."""
+    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 2
+    old_token = alice.token
+    ENDINGS["logged out"](web, alice.user, old_token)
+    web.cookies.clear()
+
+    for _ in range(5):
+        assert post(web, alice, body(), token=old_token).status_code == 401
+
+    login = web.post(
+        "/api/v1/auth/login",
+        json.dumps({"email": alice.user.email, "password": alice.password}),
+        content_type="application/json",
+    )
+    web.cookies.clear()
+    new_token = login.json()["access_token"]
+    assert [post(web, alice, body(), token=new_token).status_code for _ in range(3)] == [200, 200, 429]
