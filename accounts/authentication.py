@@ -25,7 +25,7 @@ def raw_token(request: HttpRequest | Request) -> str | None:
 
 
 class ClaimedUser:
-    """`request.user` of a view that checks the session itself (`checks_session_itself`): the
+    """`request.user` where the view checks the session itself (`checks_session_itself_on`): the
     user a valid token names, not yet confirmed to still accept that session (a query)."""
 
     is_authenticated = True
@@ -41,12 +41,13 @@ class ClaimedUser:
 
 class JWTCookieOrBearerAuthentication(BaseAuthentication):
     """The token's signature, expiry and claims, then its session: its user exists, is active,
-    and still accepts it (one query). A view with `checks_session_itself = True` gets a
-    ClaimedUser instead and makes that check with its first write (the chat stream, whose
-    write-ahead statement does it on PostgreSQL). Such a view must confirm the session
-    (`session_confirm`, or a write that checks it) before anything it does or answers depends on
+    and still accepts it (one query). For the methods a view lists in `checks_session_itself_on`
+    it gets a ClaimedUser instead and makes that check with its first write (the chat stream,
+    whose write-ahead statement does it on PostgreSQL). Such a view must confirm the session
+    (`session_ended`, or a write that checks it) before anything it does or answers depends on
     the user, refusals included, so that a token its user no longer accepts gets the same 401 as
-    on every other endpoint."""
+    on every other endpoint. (The token's user id is logged either way: its signature says whose
+    it is.)"""
 
     def authenticate(self, request: Request) -> tuple[User | ClaimedUser, dict[str, Any]] | None:
         raw = raw_token(request)
@@ -55,9 +56,9 @@ class JWTCookieOrBearerAuthentication(BaseAuthentication):
         try:
             payload = token_decode(raw)
             claims = token_claims(payload)
-            # The token's user either way: its signature says whose it is.
             structlog.contextvars.bind_contextvars(user_id=claims.user_id)
-            if getattr((request.parser_context or {}).get("view"), "checks_session_itself", False):
+            view = (request.parser_context or {}).get("view")
+            if request.method in getattr(view, "checks_session_itself_on", ()):
                 return ClaimedUser(claims), payload
             return claims_user(claims), payload
         except TokenRejected as exc:
@@ -68,9 +69,11 @@ class JWTCookieOrBearerAuthentication(BaseAuthentication):
         return "Bearer"
 
 
-def session_confirm(claims: TokenClaims) -> User:
-    """The claims' user, or the 401 (AuthenticationFailed) for a session that has ended."""
+def session_ended(claims: TokenClaims) -> TokenRejected | None:
+    """Why the claims' session has ended (deleted user, revoked token, password changed, ...),
+    or None while it is their user's."""
     try:
-        return claims_user(claims)
+        claims_user(claims)
     except TokenRejected as exc:
-        raise AuthenticationFailed(str(exc)) from exc
+        return exc
+    return None

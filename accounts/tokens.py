@@ -48,7 +48,8 @@ def session_fingerprint(user: User) -> str:
     turn's write-ahead computes the same in SQL (`conversations_turn_start`, migration 0006): a
     change here, or to `claims_user`'s checks, needs a migration that replaces that function
     (conversations/tests/test_turn_start.py compares the two for every kind of session)."""
-    value = f"{user.password}|{user.tokens_valid_after.isoformat() if user.tokens_valid_after else ''}"
+    epoch = user.tokens_valid_after
+    value = f"{user.password}|{epoch.astimezone(UTC).isoformat() if epoch else ''}"
     key = settings.SIMPLE_JWT["SIGNING_KEY"]
     return salted_hmac(FINGERPRINT_SALT, value, secret=key, algorithm="sha256").hexdigest()[:FINGERPRINT_LENGTH]
 
@@ -108,12 +109,13 @@ def token_claims(payload: dict[str, Any]) -> TokenClaims:
         claimed = payload.get(SESSION_CLAIM)
         fingerprint = claimed if jti and isinstance(claimed, str) else ""
     issued_at = payload.get("iat")
-    return TokenClaims(
-        user_id=user_id,
-        jti=jti,
-        issued_at=float(issued_at) if isinstance(issued_at, int | float) else None,
-        fingerprint=fingerprint,
-    )
+    if isinstance(issued_at, int | float):
+        # As a double, as SQL compares it; beyond a double's range (only a token we signed can
+        # say so) as the infinity it compares like.
+        issued_at = float(issued_at) if abs(issued_at) < 1e300 else math.copysign(math.inf, issued_at)
+    else:
+        issued_at = None
+    return TokenClaims(user_id=user_id, jti=jti, issued_at=issued_at, fingerprint=fingerprint)
 
 
 def fingerprint_pads() -> tuple[bytes, bytes]:

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import session_confirm
+from accounts.authentication import session_ended
 from accounts.exceptions import TokenRejected
 from accounts.fields import StrictCharField
 from accounts.ratelimit import Decision, rate_limit_check, rate_limit_refund
@@ -106,7 +106,7 @@ def message_text(data: dict[str, Any]) -> str:
 class ChatStreamApi(APIView):
     # The token's session is checked by the turn's write-ahead, in the same statement on
     # PostgreSQL: one round trip fewer before every reply (README "Performance", change 27).
-    checks_session_itself = True
+    checks_session_itself_on = frozenset({"POST"})
 
     class InputSerializer(serializers.Serializer):
         message = StrictCharField(
@@ -143,37 +143,35 @@ class ChatStreamApi(APIView):
                 )
             return data
 
-    def admit(self, request: Request, *, user_id: int) -> tuple[dict[str, Any], str, Decision]:
-        """The request's validated body and message text, once its user's limits let it through
-        (and the rate limit's decision, which counted it); raises the 422 or 429 otherwise."""
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        decision = rate_limit_check(scope="chat", key=str(user_id), limit=settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE)
-        if not decision.allowed:
-            raise Throttled(wait=decision.retry_after)
-        daily_token_budget_check(user_id=user_id)
-        return serializer.validated_data, message_text(serializer.validated_data), decision
-
     def post(self, request: Request) -> StreamingHttpResponse:
         claims = request.user.claims
+        counted: Decision | None = None  # this attempt, as the chat rate limit counted it
         try:
-            data, text, counted = self.admit(request, user_id=claims.user_id)
-        except Exception:
-            session_confirm(claims)  # a token its user no longer accepts: 401 before any refusal
-            raise
-        provider = data.get("provider") or settings.DEFAULT_LLM_PROVIDER
-        model = data.get("model") or settings.DEFAULT_LLM_MODEL
-        try:
-            turn = turn_start(
-                claims=claims,
-                conversation_id=data.get("conversation_id"),
-                text=text,
-                provider=provider,
-                model=model,
+            serializer = self.InputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            counted = rate_limit_check(
+                scope="chat", key=str(claims.user_id), limit=settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE
             )
-        except TokenRejected as exc:
-            rate_limit_refund(counted)  # not this user's attempt
-            raise AuthenticationFailed(str(exc)) from exc
+            if not counted.allowed:
+                raise Throttled(wait=counted.retry_after)
+            daily_token_budget_check(user_id=claims.user_id)
+            data = serializer.validated_data
+            text = message_text(data)
+            provider = data.get("provider") or settings.DEFAULT_LLM_PROVIDER
+            model = data.get("model") or settings.DEFAULT_LLM_MODEL
+            turn = turn_start(
+                claims=claims, conversation_id=data.get("conversation_id"), text=text, provider=provider, model=model
+            )
+        except Exception as exc:
+            # Whatever the refusal, a token whose session has ended gets the 401 that every other
+            # endpoint gives it, and spends nothing of its user's rate limit. (turn_start checks
+            # the session before anything else it refuses; the other refusals come before it.)
+            ended = exc if isinstance(exc, TokenRejected) else session_ended(claims)
+            if ended is None:
+                raise
+            if counted is not None:
+                rate_limit_refund(counted)
+            raise AuthenticationFailed(str(ended)) from exc
         # The stream must not pin a pooled connection while the provider talks (the final save
         # takes one again for a moment).
         if not connection.in_atomic_block:

@@ -88,26 +88,37 @@ def conversation_context(
     *, conversation_id: uuid.UUID, before_id: int, max_messages: int, max_chars: int
 ) -> list[tuple[str, str]]:
     """The turns the model sees before message `before_id`, oldest first, as (role, content):
-    the newest `max_messages` within about `max_chars`. A message too long for what is left of
-    the budget is cut (its opening kept) rather than dropped while fewer than
-    CONTEXT_MIN_MESSAGES are in. Empty replies (a turn aborted before its first token) carry
-    nothing and are skipped."""
-    recent = (
+    the newest `max_messages` (`conversation_recent_messages`) within about `max_chars`
+    (`context_fit`)."""
+    recent = conversation_recent_messages(conversation_id=conversation_id, before_id=before_id, limit=max_messages)
+    return context_fit(recent, max_chars=max_chars)
+
+
+def conversation_recent_messages(*, conversation_id: uuid.UUID, before_id: int, limit: int) -> list[tuple[str, str]]:
+    """The newest `limit` messages before message `before_id`, newest first, as (role, content).
+    Empty replies (a turn aborted before its first token) carry nothing and are skipped. (On
+    PostgreSQL a later chat turn's write-ahead reads the same in its own statement.)"""
+    return list(
         Message.objects.filter(conversation_id=conversation_id, id__lt=before_id)
         .exclude(content="")
         .order_by("-created_at", "-id")
-        .only("role", "content")[:max_messages]
+        .values_list("role", "content")[:limit]
     )
+
+
+def context_fit(recent: list[tuple[str, str]], *, max_chars: int) -> list[tuple[str, str]]:
+    """Of `recent` (newest first), the newest that fit in about `max_chars`, oldest first. A
+    message too long for what is left of the budget is cut (its opening kept) rather than dropped
+    while fewer than CONTEXT_MIN_MESSAGES are in."""
     kept: list[tuple[str, str]] = []
     budget = max_chars
-    for message in recent:
-        content = message.content
+    for role, content in recent:
         if len(content) > budget:
             if len(kept) >= CONTEXT_MIN_MESSAGES:
                 break
             content = content[: max(budget, CONTEXT_MIN_CHARS)]
         budget -= len(content)
-        kept.append((message.role, content))
+        kept.append((role, content))
     kept.reverse()
     return kept
 

@@ -22,10 +22,12 @@ from accounts.tokens import TokenClaims, claims_user, fingerprint_pads
 from conversations.exceptions import ConversationNotFound, TooManyStreams
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.selectors import (
+    context_fit,
     conversation_context,
     conversation_get_for_user,
     conversation_has_turn_in_flight,
     conversation_not_found,
+    conversation_recent_messages,
     parse_conversation_id,
     user_streams_elsewhere,
 )
@@ -93,6 +95,7 @@ def turn_start(*, claims: TokenClaims, conversation_id: str | None, text: str, p
             model=model,
             now=timezone.now(),
             stream_cap=settings.CHAT_MAX_CONCURRENT_STREAMS,
+            context_max_messages=settings.CHAT_CONTEXT_MAX_MESSAGES,
         )
     )
     logger.info("chat.turn.started", conversation_id=str(written.conversation_id), message_id=written.user_message_id)
@@ -100,9 +103,7 @@ def turn_start(*, claims: TokenClaims, conversation_id: str | None, text: str, p
         conversation_id=written.conversation_id,
         user_message_id=written.user_message_id,
         assistant_message_id=written.assistant_message_id,
-        history=[]
-        if existing_id is None
-        else turn_history(conversation_id=written.conversation_id, user_message_id=written.user_message_id),
+        history=context_fit(written.recent_messages, max_chars=settings.CHAT_CONTEXT_MAX_CHARS),
         earlier_turn_in_flight=written.earlier_turn_in_flight,
     )
 
@@ -119,6 +120,7 @@ class TurnWrite:
     model: str
     now: datetime
     stream_cap: int  # CHAT_MAX_CONCURRENT_STREAMS; <= 0: no cap
+    context_max_messages: int  # CHAT_CONTEXT_MAX_MESSAGES: how many earlier messages to read
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,10 @@ class WriteAhead:
     user_message_id: int
     assistant_message_id: int
     earlier_turn_in_flight: bool
+    # The conversation's latest messages before this turn, newest first, as (role, content): none
+    # for a new conversation, nor while an earlier reply is in flight (the stream reads them once
+    # it is stored).
+    recent_messages: list[tuple[str, str]]
 
 
 def _placeholder_model_info(provider: str, model: str) -> dict[str, Any]:
@@ -186,7 +192,14 @@ def _write_ahead(turn: TurnWrite) -> WriteAhead:
     in_flight = turn.existing_id is not None and conversation_has_turn_in_flight(
         conversation_id=conversation.pk, before_id=user_message.pk, alive_since=heartbeat_cutoff(now)
     )
-    return WriteAhead(conversation.pk, user_message.pk, assistant_message.pk, in_flight)
+    recent = (
+        []
+        if turn.existing_id is None or in_flight
+        else conversation_recent_messages(
+            conversation_id=conversation.pk, before_id=user_message.pk, limit=turn.context_max_messages
+        )
+    )
+    return WriteAhead(conversation.pk, user_message.pk, assistant_message.pk, in_flight, recent)
 
 
 def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
@@ -203,7 +216,7 @@ def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
                 "SELECT * FROM conversations_turn_start("
                 "%s::bigint, %s::uuid, %s::boolean, %s::varchar, %s::text, %s::varchar, %s::varchar, %s::jsonb,"
                 " %s::timestamptz, %s::timestamptz, %s::integer,"
-                " %s::varchar, %s::double precision, %s::varchar, %s::bytea, %s::bytea)",
+                " %s::varchar, %s::double precision, %s::varchar, %s::bytea, %s::bytea, %s::integer)",
                 [
                     claims.user_id,
                     conversation_id,
@@ -220,9 +233,10 @@ def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
                     claims.issued_at,
                     claims.fingerprint,
                     *fingerprint_pads(),
+                    turn.context_max_messages,
                 ],
             )
-            outcome, user_message_id, assistant_message_id, in_flight = cursor.fetchone()
+            outcome, user_message_id, assistant_message_id, in_flight, recent = cursor.fetchone()
     except ProgrammingError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != UNDEFINED_FUNCTION:
             raise
@@ -236,7 +250,10 @@ def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
         raise TooManyStreams(turn.stream_cap)
     if outcome == "not_found":
         raise conversation_not_found(conversation_id)
-    return WriteAhead(conversation_id, user_message_id, assistant_message_id, in_flight)
+    recent = json.loads(recent) if isinstance(recent, str) else recent  # Django reads jsonb as text
+    return WriteAhead(
+        conversation_id, user_message_id, assistant_message_id, in_flight, [tuple(m) for m in recent or []]
+    )
 
 
 def turn_history(*, conversation_id: uuid.UUID, user_message_id: int) -> list[tuple[str, str]]:

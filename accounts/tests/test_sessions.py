@@ -364,3 +364,18 @@ def test_sessions_ended_also_end_legacy_tokens(web, alice):
     call_command("end_sessions", alice.user.email, stdout=StringIO())
 
     assert_refused(me(web, legacy))
+
+
+def test_the_session_fingerprint_is_the_same_in_any_time_zone(alice):
+    """The chat turn's write-ahead rebuilds the fingerprint in SQL from the epoch in UTC; a
+    datetime in another zone (DATABASES' TIME_ZONE, code that sets one) must not change it."""
+    from datetime import UTC, datetime
+
+    from accounts.tokens import session_fingerprint
+
+    instant = datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC)
+    alice.user.tokens_valid_after = instant
+    in_utc = session_fingerprint(alice.user)
+    alice.user.tokens_valid_after = instant.astimezone(timezone.get_fixed_timezone(-330))
+
+    assert session_fingerprint(alice.user) == in_utc

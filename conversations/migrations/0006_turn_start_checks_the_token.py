@@ -1,5 +1,6 @@
-# The chat turn's write-ahead checks the token's session too (conversations.services.turn_start):
-# authentication and the write in one round trip instead of two before every reply's first byte.
+# The chat turn's write-ahead checks the token's session too, and a later turn's reads its
+# history (conversations.services.turn_start): one round trip before a reply is asked for,
+# instead of two for a first turn and three for a later one.
 
 import importlib
 
@@ -9,7 +10,8 @@ from conversations.migrations._operations import RunSQLOnPostgreSQL
 
 PREVIOUS = importlib.import_module("conversations.migrations.0005_turn_start_function")
 
-# 0005's function, with accounts.tokens.claims_user's checks first, in its order: the user's row
+# 0005's function, returning a later turn's latest messages too, with accounts.tokens.claims_user's
+# checks first, in its order: the user's row
 # (locked, as before, when there is a stream cap), the token's jti not revoked, the user active,
 # the session fingerprint (`sfp`, for Lia's tokens) and `tokens_valid_after`. The fingerprint is
 # accounts.tokens.session_fingerprint: an HMAC-SHA256 of "<password hash>|<tokens_valid_after in
@@ -32,9 +34,11 @@ CREATE OR REPLACE FUNCTION conversations_turn_start(
     p_issued_at double precision,
     p_fingerprint varchar,
     p_fingerprint_inner bytea,
-    p_fingerprint_outer bytea
+    p_fingerprint_outer bytea,
+    p_context_max_messages integer
 ) RETURNS TABLE (
-    outcome text, user_message_id bigint, assistant_message_id bigint, earlier_turn_in_flight boolean
+    outcome text, user_message_id bigint, assistant_message_id bigint, earlier_turn_in_flight boolean,
+    recent_messages jsonb
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_active boolean;
@@ -43,6 +47,7 @@ DECLARE
     v_valid_after_text text := '';
     v_user_message_id bigint;
     v_assistant_message_id bigint;
+    v_in_flight boolean;
 BEGIN
     IF p_stream_cap > 0 THEN
         -- One turn start per user at a time, so two can't both squeeze under the cap.
@@ -53,7 +58,7 @@ BEGIN
         FROM accounts_user WHERE id = p_user_id;
     END IF;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'user_not_found', NULL::bigint, NULL::bigint, NULL::boolean;
+        RETURN QUERY SELECT 'user_not_found', NULL::bigint, NULL::bigint, NULL::boolean, NULL::jsonb;
         RETURN;
     END IF;
     IF v_valid_after IS NOT NULL THEN  -- as Python's datetime.isoformat() in UTC
@@ -72,7 +77,7 @@ BEGIN
             p_issued_at IS NULL OR p_issued_at < floor(extract(epoch FROM v_valid_after))
         ))
     THEN
-        RETURN QUERY SELECT 'token_rejected', NULL::bigint, NULL::bigint, NULL::boolean;
+        RETURN QUERY SELECT 'token_rejected', NULL::bigint, NULL::bigint, NULL::boolean, NULL::jsonb;
         RETURN;
     END IF;
     IF p_stream_cap > 0 AND (
@@ -81,7 +86,7 @@ BEGIN
         WHERE m.status = 'streaming' AND m.updated_at >= p_alive_since AND c.user_id = p_user_id
           AND (p_new OR m.conversation_id <> p_conversation_id)
     ) >= p_stream_cap THEN
-        RETURN QUERY SELECT 'too_many_streams', NULL::bigint, NULL::bigint, NULL::boolean;
+        RETURN QUERY SELECT 'too_many_streams', NULL::bigint, NULL::bigint, NULL::boolean, NULL::jsonb;
         RETURN;
     END IF;
     IF p_new THEN
@@ -97,7 +102,7 @@ BEGIN
                 THEN p_title ELSE c.title END
         WHERE c.id = p_conversation_id AND c.user_id = p_user_id;
         IF NOT FOUND THEN  -- unknown, someone else's, or deleted a moment ago
-            RETURN QUERY SELECT 'not_found', NULL::bigint, NULL::bigint, NULL::boolean;
+            RETURN QUERY SELECT 'not_found', NULL::bigint, NULL::bigint, NULL::boolean, NULL::jsonb;
             RETURN;
         END IF;
     END IF;
@@ -111,12 +116,23 @@ BEGIN
         prompt_tokens, completion_tokens, created_at, updated_at
     ) VALUES (p_conversation_id, 'assistant', '', 'streaming', NULL, p_model_info, NULL, NULL, p_now, p_now)
     RETURNING id INTO v_assistant_message_id;
-    RETURN QUERY SELECT 'started', v_user_message_id, v_assistant_message_id,
-        NOT p_new AND EXISTS (
-            SELECT 1 FROM conversations_message m
-            WHERE m.conversation_id = p_conversation_id AND m.status = 'streaming'
-              AND m.updated_at >= p_alive_since AND m.id < v_user_message_id
-        );
+    v_in_flight := NOT p_new AND EXISTS (
+        SELECT 1 FROM conversations_message m
+        WHERE m.conversation_id = p_conversation_id AND m.status = 'streaming'
+          AND m.updated_at >= p_alive_since AND m.id < v_user_message_id
+    );
+    -- conversations.selectors.conversation_recent_messages, read after the in-flight check as
+    -- the ORM reads it (a reply no longer in flight is stored by then).
+    RETURN QUERY SELECT 'started', v_user_message_id, v_assistant_message_id, v_in_flight,
+        CASE WHEN p_new OR v_in_flight THEN '[]'::jsonb ELSE (
+            SELECT coalesce(jsonb_agg(jsonb_build_array(h.role, h.content) ORDER BY h.created_at DESC, h.id DESC),
+                '[]'::jsonb)
+            FROM (
+                SELECT m.role, m.content, m.created_at, m.id FROM conversations_message m
+                WHERE m.conversation_id = p_conversation_id AND m.id < v_user_message_id AND m.content <> ''
+                ORDER BY m.created_at DESC, m.id DESC LIMIT p_context_max_messages
+            ) h
+        ) END;
 END
 $$;
 """
@@ -124,7 +140,7 @@ $$;
 DROP_TURN_START = """
 DROP FUNCTION IF EXISTS conversations_turn_start(
     bigint, uuid, boolean, varchar, text, varchar, varchar, jsonb, timestamptz, timestamptz, integer,
-    varchar, double precision, varchar, bytea, bytea
+    varchar, double precision, varchar, bytea, bytea, integer
 );
 """
 

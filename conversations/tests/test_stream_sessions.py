@@ -88,31 +88,59 @@ def test_an_ended_session_is_401_before_any_other_answer(web, alice, bob, script
     assert scripted.calls == []
 
 
-def test_an_ended_session_is_401_before_the_rate_limit(web, alice, scripted, settings):
-    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 1
-    assert post(web, alice, body()).status_code == 200  # the minute's one turn
-
+def end_and_log_in_again(web, alice: Persona) -> str:
+    """End the session of `alice.token` (log it out) and return a new token of a new session."""
     ENDINGS["logged out"](web, alice.user, alice.token)
-    web.cookies.clear()
-
-    assert post(web, alice, body()).status_code == 401
-
-
-def test_an_ended_session_spends_nothing_of_its_users_rate_limit(web, alice, scripted, settings):
-    """Someone holding a logged-out token can't lock its user out of the chat."""
-    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 2
-    old_token = alice.token
-    ENDINGS["logged out"](web, alice.user, old_token)
-    web.cookies.clear()
-
-    for _ in range(5):
-        assert post(web, alice, body(), token=old_token).status_code == 401
-
     login = web.post(
         "/api/v1/auth/login",
         json.dumps({"email": alice.user.email, "password": alice.password}),
         content_type="application/json",
     )
     web.cookies.clear()
-    new_token = login.json()["access_token"]
+    return login.json()["access_token"]
+
+
+@pytest.mark.parametrize("request_name", sorted(REQUESTS))
+def test_an_ended_session_spends_nothing_of_its_users_rate_limit(web, alice, bob, scripted, settings, request_name):
+    """Someone holding a logged-out token can't lock its user out of the chat, whatever they send."""
+    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 2
+    new_token = end_and_log_in_again(web, alice)
+
+    for _ in range(5):
+        assert post(web, alice, REQUESTS[request_name][0](bob)).status_code == 401
+
     assert [post(web, alice, body(), token=new_token).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_an_ended_session_is_401_before_the_rate_limit_and_is_not_counted(web, alice, scripted, settings):
+    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 2
+    new_token = end_and_log_in_again(web, alice)
+    assert post(web, alice, body(), token=new_token).status_code == 200
+    assert post(web, alice, body(), token=new_token).status_code == 200  # the minute's two turns
+    assert post(web, alice, body(), token=new_token).status_code == 429
+
+    assert post(web, alice, body()).status_code == 401  # the ended session: refused, not limited
+
+    settings.RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE = 4  # room for one more attempt, if the 401 took none
+    assert post(web, alice, body(), token=new_token).status_code == 200
+
+
+def test_an_ended_session_is_401_before_the_spent_token_budget(web, alice, scripted, settings):
+    settings.CHAT_DAILY_TOKEN_BUDGET = 1
+    assert post(web, alice, body()).status_code == 200
+    Message.objects.filter(role="assistant").update(prompt_tokens=10, completion_tokens=10)
+    assert post(web, alice, body()).status_code == 429  # the budget is spent
+
+    ENDINGS["sessions ended"](web, alice.user, alice.token)
+
+    assert post(web, alice, body()).status_code == 401
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete", "options"])
+def test_other_methods_check_the_session_as_every_endpoint_does(web, alice, method):
+    ENDINGS["logged out"](web, alice.user, alice.token)
+    web.cookies.clear()
+
+    response = getattr(web, method)(STREAM, headers=alice.bearer)
+
+    assert response.status_code == 401
