@@ -122,14 +122,15 @@ def test_event_stream_accept_header_is_not_refused(web, alice):
     assert response.status_code == 422  # validated, not 406
 
 
+def database_down(**kwargs):
+    raise OperationalError("the server closed the connection unexpectedly")
+
+
 def test_a_failed_write_ahead_is_503_before_any_provider_call(web, alice, scripted, monkeypatch):
     """RELIABILITY 18: when the user's message can't be stored, nothing streams and the
     provider is never asked."""
 
-    def down(**kwargs):
-        raise OperationalError("the server closed the connection unexpectedly")
-
-    monkeypatch.setattr(apis, "turn_start", down)
+    monkeypatch.setattr(apis, "turn_start", database_down)
 
     response = post(web, alice, {"message": "hi", "provider": "scripted", "model": "m"})
 
@@ -139,3 +140,14 @@ def test_a_failed_write_ahead_is_503_before_any_provider_call(web, alice, script
     assert response["Retry-After"] == "5"
     assert scripted.calls == []
     assert not Message.objects.exists()
+
+
+def test_a_failed_write_ahead_answers_at_once(web, alice, scripted, monkeypatch):
+    """The session isn't checked again after a database error: with the database hung, that
+    would wait out a second pool timeout before the same 503."""
+    checks = []
+    monkeypatch.setattr(apis, "turn_start", database_down)
+    monkeypatch.setattr(apis, "session_ended", lambda claims: checks.append(claims))
+
+    assert post(web, alice, {"message": "hi", "provider": "scripted", "model": "m"}).status_code == 503
+    assert checks == []
