@@ -77,8 +77,8 @@ def turn_start(*, claims: TokenClaims, conversation_id: str | None, text: str, p
 
     Every reply waits for this, so on PostgreSQL it is one statement: the function
     `conversations_turn_start` (migrations 0005 and 0006), which does what `claims_user` and
-    `_write_ahead` do with the ORM, in one round trip instead of seven (a first turn) to ten. A
-    continuation turn then reads its history."""
+    `_write_ahead` do with the ORM, in one round trip instead of seven (a first turn) to eleven
+    (a later one, its history included)."""
     existing_id = None
     if conversation_id:
         existing_id = parse_conversation_id(conversation_id)
