@@ -4,7 +4,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, DataError, IntegrityError, connection
 from django.http import StreamingHttpResponse
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed, Throttled
@@ -162,9 +162,11 @@ class ChatStreamApi(APIView):
             turn = turn_start(
                 claims=claims, conversation_id=data.get("conversation_id"), text=text, provider=provider, model=model
             )
-        except DatabaseError:
-            raise  # a 503 that says nothing about the user; checking the session would wait again
         except Exception as exc:
+            if isinstance(exc, DatabaseError) and not isinstance(exc, IntegrityError | DataError):
+                # The database is unavailable: a 503 that says nothing about the user, and
+                # checking the session would wait for the database again.
+                raise
             # Whatever the refusal, a token whose session has ended gets the 401 that every other
             # endpoint gives it, and spends nothing of its user's rate limit. (turn_start checks
             # the session before anything else it refuses; the other refusals come before it.)

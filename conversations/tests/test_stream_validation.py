@@ -4,8 +4,9 @@ import json
 import uuid
 
 import pytest
-from django.db import OperationalError
+from django.db import IntegrityError, OperationalError
 
+from accounts.models import User
 from conversations import apis
 from conversations.models import Conversation, Message
 
@@ -151,3 +152,19 @@ def test_a_failed_write_ahead_answers_at_once(web, alice, scripted, monkeypatch)
 
     assert post(web, alice, {"message": "hi", "provider": "scripted", "model": "m"}).status_code == 503
     assert checks == []
+
+
+def test_a_user_deleted_during_the_write_ahead_is_401_not_500(web, alice, scripted, monkeypatch):
+    """Without a stream cap the user's row isn't locked: deleted between the session check and
+    the insert, the write fails on its foreign key. That is the ended session's 401."""
+
+    def deleted_meanwhile(**kwargs):
+        User.objects.filter(pk=alice.user.pk).delete()
+        raise IntegrityError("insert or update violates foreign key constraint")
+
+    monkeypatch.setattr(apis, "turn_start", deleted_meanwhile)
+
+    response = post(web, alice, {"message": "hi", "provider": "scripted", "model": "m"})
+
+    assert response.status_code == 401
+    assert response.json() == {"error": {"message": "User not found"}}
