@@ -155,6 +155,22 @@ def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     ]
 
 
+CHAT_CONTEXT_SETTINGS = ("CHAT_CONTEXT_MAX_MESSAGES", "CHAT_CONTEXT_MAX_CHARS")
+
+
+@register()
+def check_chat_context(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(
+            f"{name} must be at least 0.",
+            hint="0 sends the model no earlier turns; a negative value would fail every later turn.",
+            id="lia.E006",
+        )
+        for name in CHAT_CONTEXT_SETTINGS
+        if getattr(settings, name) < 0
+    ]
+
+
 @register(Tags.security)
 def check_cookie_samesite(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     if settings.COOKIE_SAMESITE.lower() not in {"lax", "strict", "none"}:

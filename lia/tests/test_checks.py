@@ -88,3 +88,12 @@ def test_a_rate_limit_below_one_fails_at_start_up(settings, name):
     setattr(settings, name, 0)
 
     assert "lia.E005" in {m.id for m in run_checks()}
+
+
+@pytest.mark.parametrize("name", ["CHAT_CONTEXT_MAX_MESSAGES", "CHAT_CONTEXT_MAX_CHARS"])
+def test_a_negative_chat_context_fails_at_start_up(settings, name):
+    setattr(settings, name, -1)
+    assert "lia.E006" in {m.id for m in run_checks()}
+
+    setattr(settings, name, 0)  # no earlier turns: allowed
+    assert "lia.E006" not in {m.id for m in run_checks()}
