@@ -135,40 +135,36 @@ def check_rate_limit_store(app_configs: Any = None, **kwargs: Any) -> list[Check
     ]
 
 
-RATE_LIMIT_SETTINGS = (
-    "RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE",
-    "RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE",
-    "RATE_LIMIT_LOGIN_FAILURES_PER_HOUR",
-)
+def _settings_below(names: tuple[str, ...], minimum: int, *, hint: str, id: str) -> list[CheckMessage]:
+    return [
+        Error(f"{name} must be at least {minimum}.", hint=hint, id=id)
+        for name in names
+        if getattr(settings, name) < minimum
+    ]
 
 
 @register(Tags.security)
 def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return [
-        Error(
-            f"{name} must be at least 1.",
-            hint="RATE_LIMIT_ENABLED=false turns the limits off; 0 would refuse every request.",
-            id="lia.E005",
-        )
-        for name in RATE_LIMIT_SETTINGS
-        if getattr(settings, name) < 1
-    ]
-
-
-CHAT_CONTEXT_SETTINGS = ("CHAT_CONTEXT_MAX_MESSAGES", "CHAT_CONTEXT_MAX_CHARS")
+    return _settings_below(
+        (
+            "RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE",
+            "RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE",
+            "RATE_LIMIT_LOGIN_FAILURES_PER_HOUR",
+        ),
+        1,
+        hint="RATE_LIMIT_ENABLED=false turns the limits off; 0 would refuse every request.",
+        id="lia.E005",
+    )
 
 
 @register()
 def check_chat_context(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return [
-        Error(
-            f"{name} must be at least 0.",
-            hint="0 sends the model no earlier turns; a negative value would fail every later turn.",
-            id="lia.E006",
-        )
-        for name in CHAT_CONTEXT_SETTINGS
-        if getattr(settings, name) < 0
-    ]
+    return _settings_below(
+        ("CHAT_CONTEXT_MAX_MESSAGES", "CHAT_CONTEXT_MAX_CHARS"),
+        0,
+        hint="0 sends the model no earlier turns; a negative value would fail every later turn.",
+        id="lia.E006",
+    )
 
 
 @register(Tags.security)
