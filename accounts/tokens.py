@@ -18,6 +18,7 @@ Every authenticated request checks its session with `claims_user` (one query), e
 turn, whose write-ahead statement makes the same checks on PostgreSQL (accounts.authentication).
 """
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def token_decode(raw: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TokenClaims:
-    """What a decoded token says about its session. `token_user` checks it against the user's
+    """What a decoded token says about its session. `claims_user` checks it against the user's
     row; on PostgreSQL the chat turn's write-ahead checks it inside its own statement instead
     (`conversations_turn_start`), with `fingerprint_pads` for the `sfp` comparison."""
 
@@ -122,7 +123,12 @@ def fingerprint_pads() -> tuple[bytes, bytes]:
     """`session_fingerprint`'s HMAC-SHA256 key as its inner and outer pads (RFC 2104), so that
     SQL's built-in sha256() can compute the same fingerprint: sha256(outer || sha256(inner ||
     value)). They let one compute fingerprints, nothing more: a token still needs the signing key."""
-    key = hashlib.sha256(FINGERPRINT_SALT.encode() + force_bytes(settings.SIMPLE_JWT["SIGNING_KEY"])).digest()
+    return _pads_of(settings.SIMPLE_JWT["SIGNING_KEY"])
+
+
+@functools.lru_cache(maxsize=2)  # derived once per signing key, not on every chat turn
+def _pads_of(signing_key: str) -> tuple[bytes, bytes]:
+    key = hashlib.sha256(FINGERPRINT_SALT.encode() + force_bytes(signing_key)).digest()
     padded = key.ljust(hashlib.sha256().block_size, b"\0")
     return bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)
 

@@ -206,7 +206,7 @@ def _write_ahead_in_one_statement(turn: TurnWrite) -> WriteAhead:
     """The write-ahead as one call of `conversations_turn_start` (PostgreSQL): atomic on its own,
     and its in-flight check is made before the history is read, as `_write_ahead`'s is. Inside
     an outer transaction (tests, a caller's atomic block) it runs in a savepoint, so a failure
-    leaves that transaction usable. Where migration 0005 hasn't run yet (new code deployed
+    leaves that transaction usable. Where migration 0006 hasn't run yet (new code deployed
     before `migrate`), the ORM writes the turn, and every such turn logs an error."""
     conversation_id = turn.existing_id or uuid.uuid4()
     claims = turn.claims
