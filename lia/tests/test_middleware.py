@@ -68,6 +68,15 @@ def test_disallowed_referer_is_refused_when_origin_is_absent(client):
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize("referer", ["http://[::1", "http://[zz]/", "https://[localhost:5173/chat"])
+def test_a_malformed_referer_is_refused_not_a_500(client, referer):
+    """urlsplit raises on these (found by a contract audit: a 500 for any unsafe request)."""
+    response = client.post("/api/v1/auth/logout", headers={"Referer": referer})
+
+    assert response.status_code == 403
+    assert response.json() == {"error": {"message": "Origin not allowed"}}
+
+
 @pytest.mark.parametrize(
     "headers",
     [
