@@ -5,7 +5,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, connection
-from django.http import StreamingHttpResponse
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
@@ -21,7 +20,7 @@ from conversations.exceptions import NoMessageContent
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get_for_user, conversation_list, conversation_messages_page
 from conversations.services import conversation_delete, conversation_delete_all, conversation_rename, turn_start
-from conversations.streaming import TurnPlan, chat_turn_events
+from conversations.streaming import ChatTurnResponse, TurnPlan
 from llm import ChatOptions, provider_names
 from sentiment import DEFAULT_METHOD, METHODS
 
@@ -143,7 +142,7 @@ class ChatStreamApi(APIView):
                 )
             return data
 
-    def post(self, request: Request) -> StreamingHttpResponse:
+    def post(self, request: Request) -> ChatTurnResponse:
         claims = request.user.claims
         counted: Decision | None = None  # this attempt, as the chat rate limit counted it
         try:
@@ -197,11 +196,7 @@ class ChatStreamApi(APIView):
             ),
             sentiment_method=data.get("sentiment_method") or DEFAULT_METHOD,
         )
-        response = StreamingHttpResponse(chat_turn_events(plan), content_type="text/event-stream; charset=utf-8")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        response["Connection"] = "keep-alive"
-        return response
+        return ChatTurnResponse(plan)
 
 
 # Offsets past the database's 64-bit integers can't be queried (they were a 500).

@@ -1,10 +1,11 @@
 """The chat turn as Server-Sent Events (CONTRACT §7.9-7.15).
 
-`chat_turn_events` is the async generator behind the stream's StreamingHttpResponse. It holds
-no database connection while the provider streams, never raises after the first byte (a
-failure becomes an `error` event, the last one), and stores whatever the user saw: on
+`chat_turn_events` is the async generator behind the stream's response (`ChatTurnResponse`).
+It holds no database connection while the provider streams, never raises after the first byte
+(a failure becomes an `error` event, the last one), and stores whatever the user saw: on
 completion, on a provider failure (status failed) and when the client goes away (status
-interrupted, saved in `finally`, and the cancellation re-raised).
+interrupted, saved in `finally`, and the cancellation re-raised; or, when it goes away before
+the stream began, by the response's `close`).
 """
 
 import asyncio
@@ -20,7 +21,8 @@ from typing import Any
 import structlog
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.http import StreamingHttpResponse
 
 from conversations.models import TurnStatus
 from conversations.selectors import conversation_has_turn_in_flight
@@ -107,6 +109,8 @@ class TurnPlan:
     model: str
     options: ChatOptions
     sentiment_method: str
+    # Set as chat_turn_events begins: from then on the stream stores the reply, however it ends.
+    begun: bool = False
 
 
 @dataclass
@@ -376,7 +380,47 @@ def sentiment_event(sentiment_data: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+class ChatTurnResponse(StreamingHttpResponse):
+    """The chat turn's SSE response (`chat_turn_events`). Its turn is written ahead, so a
+    response dropped before its stream began (the client left while the view ran; lia.handler
+    closes such a response) still ends the turn: `close` stores the reply, empty, as
+    interrupted, as the stream would have at its first yield (CONTRACT §7.15). Left `streaming`
+    until the sweep, it counted against the user's stream cap, and the client's resend waited
+    CHAT_TURN_WAIT_SECONDS for it."""
+
+    def __init__(self, plan: TurnPlan) -> None:
+        super().__init__(chat_turn_events(plan), content_type="text/event-stream; charset=utf-8")
+        self.plan = plan
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"
+        self["Connection"] = "keep-alive"
+
+    def close(self) -> None:
+        try:
+            if not self.plan.begun:
+                self.plan.begun = True
+                _store_unstreamed(self.plan)
+        finally:
+            super().close()
+
+
+def _store_unstreamed(plan: TurnPlan) -> None:
+    """The reply of a turn whose stream never began: interrupted, empty. A failure is logged;
+    the sweep marks the reply interrupted once its heartbeat is stale."""
+    logger.info(
+        "chat.turn.client_disconnected",
+        reply_chars=0,
+        before_stream=True,
+        conversation_id=str(plan.turn.conversation_id),
+    )
+    try:
+        turn_finish(turn=plan.turn, result=TurnProgress().result(plan, TurnStatus.INTERRUPTED))
+    except DatabaseError:
+        logger.exception("chat.turn.save_failed", message_id=plan.turn.assistant_message_id)
+
+
 async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
+    plan.begun = True
     event_ids = iter(range(1, 1_000_000_000))
     progress = TurnProgress()
     stored = False

@@ -19,16 +19,17 @@ they run there instead, first thing in the request's first sync call; a request 
 none (an async view) has no connection of its own to tend.
 """
 
+import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.handlers import asgi
 from django.db import close_old_connections, reset_queries
-from django.http import HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase
 
 _request_thread: ContextVar["RequestThread"] = ContextVar("lia_request_thread")
 
@@ -47,6 +48,7 @@ class RequestThread(Executor):
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
         self._started = False
+        self.last: Future[Any] | None = None  # the latest call: the view's, once it has been called
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if self._executor is None:
@@ -54,8 +56,10 @@ class RequestThread(Executor):
             self._executor = idle.pop() if idle else ThreadPoolExecutor(1, thread_name_prefix="lia-request")
         if not self._started:
             self._started = True
-            return self._executor.submit(_request_started_then, fn, *args, **kwargs)
-        return self._executor.submit(fn, *args, **kwargs)
+            self.last = self._executor.submit(_request_started_then, fn, *args, **kwargs)
+        else:
+            self.last = self._executor.submit(fn, *args, **kwargs)
+        return self.last
 
     def release(self) -> None:
         """Give the thread back; it is idle (its caller awaits each call it makes)."""
@@ -95,9 +99,31 @@ class ASGIHandler(asgi.ASGIHandler):
             thread.release()
             _request_thread.reset(token)
 
+    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            return await super().run_get_response(request)
+        except asyncio.CancelledError:
+            await _close_abandoned_response()
+            raise
+
     async def send_response(self, response: HttpResponseBase, send: Any) -> None:
         if response.streaming:
             thread = _request_thread.get(None)
             if thread is not None:
                 thread.release()
         await super().send_response(response, send)
+
+
+async def _close_abandoned_response() -> None:
+    """When the client leaves while a sync view runs, Django cancels the request and drops
+    whatever the view returns, unclosed; but the view can't be stopped, and runs on to its end (a
+    chat turn's write-ahead commits). So the view's call is waited for, and a response it
+    returned closed, as Django closes every response it sends: a chat turn's close ends the turn
+    it wrote ahead (conversations.streaming.ChatTurnResponse)."""
+    thread = _request_thread.get(None)
+    call = thread.last if thread is not None else None
+    if call is None:
+        return
+    await asyncio.wait([asyncio.wrap_future(call)])
+    if not call.cancelled() and call.exception() is None and isinstance(call.result(), HttpResponseBase):
+        await sync_to_async(call.result().close)()
