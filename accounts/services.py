@@ -71,7 +71,8 @@ def token_refresh(*, user: User, payload: dict[str, Any]) -> IssuedToken:
     refreshes with the same token, only one succeeds."""
     jti = payload.get("jti")
     if not jti:
-        token_revoke(payload=payload)
+        token_revoke(payload=payload)  # a legacy token names no session: every one of the user's ends
+        user.refresh_from_db(fields=["tokens_valid_after"])  # the new token is bound to the new epoch
         return token_issue(user=user)
     try:
         with transaction.atomic():

@@ -232,6 +232,22 @@ def test_a_password_change_ends_the_fastapi_backends_tokens_too(web, alice, admi
     assert _can_log_in(web, alice.user.email, NEW_PASSWORD)
 
 
+def test_refreshing_a_fastapi_backends_token_gives_one_that_works(web, alice):
+    """A legacy token has no jti, so refreshing it ends every session of its user issued so far;
+    the new token must be bound to the new epoch (it was issued from the user as loaded before,
+    and refused at once). Found by a reliability audit."""
+    legacy = fastapi_token(alice.user)
+
+    refreshed = web.post(REFRESH, headers={"Authorization": f"Bearer {legacy}"})
+
+    assert refreshed.status_code == 200
+    new = refreshed.json()["access_token"]
+    web.cookies.clear()  # the refresh set the new token's cookie too, which would win over a bearer
+    assert me(web, new).status_code == 200
+    assert_refused(me(web, legacy))
+    assert_refused(me(web, alice.token))  # issued before the refresh: ended with it
+
+
 def test_a_password_made_unusable_ends_every_session(web, alice):
     legacy = fastapi_token(alice.user)
     user = User.objects.get(pk=alice.user.pk)
