@@ -17,7 +17,7 @@ from accounts.authentication import raw_token
 from accounts.exceptions import InvalidCredentials, TokenRejected
 from accounts.fields import StrictCharField
 from accounts.models import USERNAME_PATTERN, User
-from accounts.ratelimit import rate_limit_check
+from accounts.ratelimit import Decision, rate_limit_check, rate_limit_refund, rate_limit_reserve
 from accounts.services import token_refresh, token_revoke, user_login, user_register
 from accounts.tokens import IssuedToken, token_decode, token_issue, token_user
 
@@ -58,21 +58,24 @@ def auth_rate_limit(request: Request) -> None:
 LOGIN_FAILURES_WINDOW_SECONDS = 3600
 
 
-def login_failures_limit(email: str, *, record: bool) -> None:
+def login_failure_reserve(email: str) -> Decision:
     """Failed logins per account, whichever IPs they come from (RELIABILITY 11): past the limit an
     hour, the account's logins are refused with 429 without checking the password, so guessing is
-    capped at RATE_LIMIT_LOGIN_FAILURES_PER_HOUR an hour. Unknown emails are counted the same way
-    (their answers must not differ). The key is a digest: no email address in the rate-limit store."""
-    decision = rate_limit_check(
+    capped at RATE_LIMIT_LOGIN_FAILURES_PER_HOUR an hour. Each login is counted as a failure
+    before its password is checked, in the same atomic step as the check (concurrent guesses all
+    passed a look made before any of them failed), and refunded if it succeeds. Unknown emails
+    are counted the same way (their answers must not differ). The key is a digest: no email
+    address in the rate-limit store."""
+    decision = rate_limit_reserve(
         scope="login-failures",
         key=hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32],
         limit=settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR,
         window=LOGIN_FAILURES_WINDOW_SECONDS,
-        record=record,
     )
-    if not decision.allowed and not record:
+    if not decision.allowed:
         logger.warning("security.login_locked", retry_after=decision.retry_after)
         raise Throttled(wait=decision.retry_after)
+    return decision
 
 
 def token_response(*, user: User, token: IssuedToken, status: int = 200) -> Response:
@@ -148,13 +151,15 @@ class LoginApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         auth_rate_limit(request)
-        email = serializer.validated_data["email"]
-        login_failures_limit(email, record=False)
+        failure = login_failure_reserve(serializer.validated_data["email"])
         try:
             user = user_login(request=request._request, **serializer.validated_data)
         except InvalidCredentials:
-            login_failures_limit(email, record=True)
+            raise  # counted
+        except BaseException:
+            rate_limit_refund(failure)  # not a failed guess (the database unavailable, ...)
             raise
+        rate_limit_refund(failure)
         return token_response(user=user, token=token_issue(user=user))
 
 

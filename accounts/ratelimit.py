@@ -24,23 +24,29 @@ from django.core.cache import cache
 
 logger = structlog.get_logger("lia.ratelimit")
 
-# KEYS[1]: the window's sorted set. ARGV: now, window, limit, member, record ("1": count this
-# attempt; "0": only look). Drops attempts older than the window, returns [count, wait_seconds].
+# KEYS[1]: the window's sorted set. ARGV: now, window, limit, member, mode ("1": count this
+# attempt; "0": only look; "2": count it only if it is within the limit, in the same step).
+# Drops attempts older than the window, returns [count, wait_seconds, counted (0 or 1)].
 SLIDING_WINDOW_LUA = """
 local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local record = ARGV[5] == '1'
+local mode = ARGV[5]
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+local record = mode == '1' or (mode == '2' and count < limit)
 if record then
   redis.call('ZADD', key, now, ARGV[4])
   redis.call('EXPIRE', key, math.ceil(window) + 1)
+  count = count + 1
 end
-local count = redis.call('ZCARD', key)
 local allowed = limit
 if not record then allowed = limit - 1 end
-if count <= allowed then return {count, '0'} end
+local counted = 0
+if record then counted = 1 end
+if count <= allowed then return {count, '0', counted} end
 local pivot = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-return {count, tostring(tonumber(pivot[2]) + window - now)}
+return {count, tostring(tonumber(pivot[2]) + window - now), counted}
 """
+RECORD, LOOK, RESERVE = "1", "0", "2"
 
 
 @dataclass(frozen=True)
@@ -75,11 +81,12 @@ class MemoryWindows:
         self._hits: dict[str, tuple[float, deque[float]]] = {}  # key → (its window, attempt times)
         self._lock = threading.Lock()
 
-    def hit(self, key: str, *, limit: int, window: float, now: float, record: bool = True) -> Decision:
+    def hit(self, key: str, *, limit: int, window: float, now: float, mode: str = RECORD) -> Decision:
         with self._lock:
             _, hits = self._hits.setdefault(key, (window, deque()))
             while hits and hits[0] <= now - window:
                 hits.popleft()
+            record = mode == RECORD or (mode == RESERVE and len(hits) < limit)
             if record:
                 hits.append(now)
             count = len(hits)
@@ -111,28 +118,21 @@ class RateLimiter:
         self.memory = MemoryWindows()
         self._redis_down_until = 0.0
 
-    def hit(self, key: str, *, limit: int, window: float = 60.0, record: bool = True) -> Decision:
+    def hit(self, key: str, *, limit: int, window: float = 60.0, mode: str = RECORD) -> Decision:
         now = time.time()
         client = self._redis_client(now)
         if client is not None:
             member = uuid.uuid4().hex
             try:
-                count, wait = client.eval(
-                    SLIDING_WINDOW_LUA,
-                    1,
-                    cache.make_key(f"ratelimit:{key}"),
-                    now,
-                    window,
-                    limit,
-                    member,
-                    "1" if record else "0",
+                count, wait, counted = client.eval(
+                    SLIDING_WINDOW_LUA, 1, cache.make_key(f"ratelimit:{key}"), now, window, limit, member, mode
                 )
-                attempt = Attempt(key, now, member) if record else None
-                return _decision(int(count), limit if record else limit - 1, float(wait), attempt)
+                attempt = Attempt(key, now, member) if int(counted) else None
+                return _decision(int(count), limit if attempt else limit - 1, float(wait), attempt)
             except Exception as exc:  # any Redis failure: degrade, never fail the request
                 self._redis_down_until = now + settings.RATE_LIMIT_REDIS_RETRY_SECONDS
                 logger.warning("ratelimit.redis_unavailable", error=type(exc).__name__)
-        return self.memory.hit(key, limit=limit, window=window, now=now, record=record)
+        return self.memory.hit(key, limit=limit, window=window, now=now, mode=mode)
 
     def forget(self, attempt: Attempt) -> None:
         if attempt.member is None:
@@ -170,10 +170,23 @@ def rate_limit_check(*, scope: str, key: str, limit: int, window: float = 60.0, 
         return Decision(allowed=True, retry_after=0)
     if limit < 1:  # a misconfiguration (lia.E005 reports it): refuse rather than crash
         return Decision(allowed=False, retry_after=max(1, math.ceil(window)))
-    decision = limiter.hit(f"{scope}:{key}", limit=limit, window=window, record=record)
+    decision = limiter.hit(f"{scope}:{key}", limit=limit, window=window, mode=RECORD if record else LOOK)
     if not decision.allowed and record:
         logger.warning("ratelimit.rejected", scope=scope, retry_after=decision.retry_after)
     return decision
+
+
+def rate_limit_reserve(*, scope: str, key: str, limit: int, window: float = 60.0) -> Decision:
+    """Count an attempt for `key` in `scope` only if it is within the limit, in one atomic step,
+    for a limit on outcomes known only afterwards (failed logins): the caller refunds the
+    attempt (`rate_limit_refund`) once it turns out not to count. A refused attempt is not
+    counted, and its wait is the real one. Concurrent attempts can't all pass a look made before
+    any of them is counted."""
+    if not settings.RATE_LIMIT_ENABLED:
+        return Decision(allowed=True, retry_after=0)
+    if limit < 1:
+        return Decision(allowed=False, retry_after=max(1, math.ceil(window)))
+    return limiter.hit(f"{scope}:{key}", limit=limit, window=window, mode=RESERVE)
 
 
 def rate_limit_refund(decision: Decision) -> None:

@@ -2,11 +2,16 @@
 from; register shares the per-IP auth limit; X-Forwarded-For can't reset a counter."""
 
 import json
+import threading
+import time
 
 import pytest
 import time_machine
+from django.db import connections
+from django.test import Client
 from django.utils import timezone
 
+from accounts import apis
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +138,52 @@ def test_a_spoofed_forwarded_for_does_not_reset_the_per_ip_counter(web):
     )
 
     assert spoofed.status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_guesses_check_at_most_the_limits_worth_of_passwords(monkeypatch, settings):
+    """Each login is counted as a failure before its password is checked, atomically: guesses
+    sent together, all checking their passwords at once, can't all pass a look made before any
+    of them failed (found by an audit: 150 concurrent guesses all had their passwords checked).
+    (Few enough to fit the tests' smallest database pool.)"""
+    settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR = 3
+    checked, gate, lock = [], threading.Event(), threading.Lock()
+    check_password = apis.user_login
+
+    def held_check(**kwargs: object) -> object:
+        with lock:
+            checked.append(1)
+        gate.wait(10)  # every admitted guess is mid-check together
+        return check_password(**kwargs)
+
+    monkeypatch.setattr(apis, "user_login", held_check)
+    statuses: list[int] = []
+
+    def guess(n: int) -> None:
+        try:
+            statuses.append(login(Client(), "nobody@example.com", ip=f"10.2.0.{n + 1}").status_code)
+        finally:
+            connections.close_all()  # the test client leaves its thread's connection open
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(checked) + len(statuses) < len(threads) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert len(checked) == 3
+    assert sorted(statuses) == [401] * 3 + [429] * 5
+    assert login(Client(), "nobody@example.com", ip="10.2.1.1").status_code == 429
+
+
+def test_a_successful_login_is_not_left_counted(web, alice, settings):
+    settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR = 3
+    guesses(web, 2)
+    for n in range(5):
+        assert login(web, password=PASSWORD, ip=f"192.0.2.{n + 1}").status_code == 200
+
+    assert guesses(web, 2, start=10) == [401, 429]
