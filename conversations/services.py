@@ -312,12 +312,34 @@ def turn_finish(
     return sentiment_data
 
 
-def turn_checkpoint(*, turn: TurnStart, content: str) -> None:
+def turn_checkpoint(*, turn: TurnStart, content: str) -> bool:
     """Store the reply so far while it streams: a crash loses at most one interval of text, and
-    the write is the heartbeat that tells other requests the reply is still alive."""
-    Message.objects.filter(pk=turn.assistant_message_id, status=TurnStatus.STREAMING).update(
+    the write is the heartbeat that tells other requests the reply is still alive. Returns
+    False once a later turn of the conversation has superseded the reply (`turn_supersede_earlier`):
+    its stream should stop. (A reply the sweep marked during a database outage, with no later
+    turn, streams on and is stored whole.)"""
+    if Message.objects.filter(pk=turn.assistant_message_id, status=TurnStatus.STREAMING).update(
         content=content, updated_at=timezone.now()
-    )
+    ):
+        return True
+    return not Message.objects.filter(conversation_id=turn.conversation_id, pk__gt=turn.assistant_message_id).exists()
+
+
+def turn_supersede_earlier(*, turn: TurnStart) -> bool:
+    """Supersede the conversation's earlier replies still streaming when this turn has waited
+    CHAT_TURN_WAIT_SECONDS for them (CONTRACT §7.15: a resend is never refused; Lia serialises
+    or supersedes the earlier turn): they are marked interrupted, and each one's stream stops at
+    its next checkpoint and stores what it has. A client that never aborts can't so keep more
+    streams than the per-user cap by sending into one conversation. Returns whether this turn's
+    own reply is still streaming (a later turn may have superseded it too)."""
+    with transaction.atomic():
+        superseded = Message.objects.filter(
+            conversation_id=turn.conversation_id, pk__lt=turn.user_message_id, status=TurnStatus.STREAMING
+        ).update(status=TurnStatus.INTERRUPTED, updated_at=timezone.now())
+        alive = Message.objects.filter(pk=turn.assistant_message_id, status=TurnStatus.STREAMING).exists()
+    if superseded:
+        logger.warning("chat.turn.superseded_earlier", conversation_id=str(turn.conversation_id), replies=superseded)
+    return alive
 
 
 def sweep_interval() -> float:

@@ -34,6 +34,7 @@ from conversations.services import (
     turn_checkpoint,
     turn_finish,
     turn_history,
+    turn_supersede_earlier,
 )
 from llm import (
     ChatMessage,
@@ -66,6 +67,7 @@ logger = structlog.get_logger("lia.chat")
 KEEPALIVE = b": keep-alive\n\n"
 GENERIC_ERROR = "An error occurred processing your request."
 TOO_LONG_ERROR = "The reply took too long and was stopped."
+SUPERSEDED_ERROR = "A newer message in this conversation replaced this reply."
 SAVE_TIMEOUT_SECONDS = 8.0  # under daphne's 10 s application_close_timeout
 
 
@@ -121,6 +123,7 @@ class TurnProgress:
     served_by: str | None = None
     started: float = field(default_factory=time.monotonic)
     first_token_ms: float | None = None
+    superseded: bool = False  # a later turn of the conversation took over (its heartbeat found)
 
     def result(self, plan: TurnPlan, status: TurnStatus) -> TurnResult:
         usage = self.finish.usage if self.finish else None
@@ -150,6 +153,10 @@ class TurnProgress:
 
 
 class StreamTooLong(Exception):
+    pass
+
+
+class TurnSuperseded(Exception):
     pass
 
 
@@ -191,11 +198,13 @@ async def _wait_for_earlier_turns(plan: TurnPlan) -> None:
     turn = plan.turn
     deadline = time.monotonic() + settings.CHAT_TURN_WAIT_SECONDS
     check = released(conversation_has_turn_in_flight)
-    while time.monotonic() < deadline:
-        alive_since = heartbeat_cutoff()
-        if not await check(
-            conversation_id=turn.conversation_id, before_id=turn.user_message_id, alive_since=alive_since
-        ):
+    while await check(
+        conversation_id=turn.conversation_id, before_id=turn.user_message_id, alive_since=heartbeat_cutoff()
+    ):
+        if time.monotonic() >= deadline:
+            # Still streaming (its client never aborted): superseded, not streamed beside.
+            if not await released(turn_supersede_earlier)(turn=turn):
+                raise TurnSuperseded()
             break
         await asyncio.sleep(0.1)
     plan.turn = TurnStart(
@@ -293,7 +302,9 @@ async def _heartbeat(plan: TurnPlan, progress: "TurnProgress") -> None:
     while True:
         await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
         try:
-            await checkpoint(turn=plan.turn, content="".join(progress.reply))
+            if not await checkpoint(turn=plan.turn, content="".join(progress.reply)):
+                progress.superseded = True  # the stream stops at its next item or keep-alive
+                return
         except Exception as exc:  # a missed checkpoint costs nothing but durability
             logger.warning("chat.turn.checkpoint_failed", error=type(exc).__name__)
 
@@ -452,6 +463,8 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
             # reply is saved, not from a second finaliser task after the save.
             async with contextlib.aclosing(_with_keepalive(deltas, interval=keepalive, deadline=deadline)) as items:
                 async for item in items:
+                    if progress.superseded:
+                        raise TurnSuperseded()
                     if isinstance(item, bytes):
                         yield item
                     elif isinstance(item, TextDelta):
@@ -474,6 +487,9 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
         except StreamTooLong:
             logger.warning("chat.turn.too_long", seconds=settings.CHAT_STREAM_MAX_SECONDS)
             ending = (TurnStatus.INTERRUPTED, TOO_LONG_ERROR)
+        except TurnSuperseded:
+            logger.warning("chat.turn.superseded", reply_chars=sum(map(len, progress.reply)))
+            ending = (TurnStatus.INTERRUPTED, SUPERSEDED_ERROR)
         if ending is not None:
             status, message = ending
             stored = True

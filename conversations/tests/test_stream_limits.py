@@ -13,7 +13,7 @@ from django.utils import timezone
 from conversations import services, streaming
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.services import TurnResult, streaming_messages_sweep
-from conversations.tests.conftest import body, read_stream
+from conversations.tests.conftest import body, parse_events, read_stream
 from conversations.tests.test_disconnect import open_stream, read_until, wait_for_status
 from llm import ChatOptions
 
@@ -75,6 +75,76 @@ async def test_a_new_turn_in_a_conversation_with_one_in_flight_is_never_refused(
     response, _ = await resend
 
     assert response.status_code == 200
+
+
+async def read_to_end(communicator) -> list:
+    received = b""
+    while True:
+        message = await communicator.receive_output(timeout=5)
+        received += message.get("body", b"")
+        if not message.get("more_body", False):
+            return parse_events(received)
+
+
+async def test_a_turn_whose_client_never_aborts_is_superseded_by_the_next_one(alice, scripted, stream, settings):
+    """CONTRACT §7.15: a second request for a conversation with a turn in flight is never
+    refused, and Lia serialises or supersedes the earlier turn. One whose client never aborts is
+    superseded once the new turn has waited for it: it stops at its next checkpoint, with an
+    `error`, and keeps what it had. (It streamed on beside the new one: a client could so hold
+    any number of provider streams past the per-user cap, found by an audit.)"""
+    settings.CHAT_MAX_CONCURRENT_STREAMS = 1
+    settings.CHAT_TURN_WAIT_SECONDS = 0.3
+    settings.CHAT_CHECKPOINT_SECONDS = 0.1
+    words = [f"w{i} " for i in range(300)]
+    scripted.reply(*words, delay=0.02)
+    first = await open_stream(alice.token, body("first question"))
+    seen = await read_until(first, 2)
+    conversation_id = seen[0][2]["conversation_id"]
+
+    scripted.reply("second ", "answer")
+    response, second = await stream(alice, body("second question", conversation_id=conversation_id))
+    first_events = seen + await read_to_end(first)
+    await first.wait(timeout=5)
+
+    assert response.status_code == 200
+    assert [name for _, name, _ in second][-2:] == ["sentiment", "done"]
+    assert first_events[-1][1:] == ("error", {"message": streaming.SUPERSEDED_ERROR})
+    shown = "".join(data["content"] for _, name, data in first_events if name == "chunk")
+    messages = Message.objects.filter(conversation_id=conversation_id).order_by("id")
+    transcript = await sync_to_async(list)(messages.values_list("role", "status", "content"))
+    assert [(role, status) for role, status, _ in transcript] == [
+        ("user", "complete"),
+        ("assistant", "interrupted"),
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
+    assert transcript[1][2] == shown  # what its client saw, no more, no less
+    assert "".join(words).startswith(shown)
+    assert len(shown) < len("".join(words))
+    assert len(scripted.calls) == 2
+
+
+async def test_of_turns_sent_together_into_one_conversation_only_the_latest_streams(alice, scripted, settings):
+    settings.CHAT_MAX_CONCURRENT_STREAMS = 1
+    settings.CHAT_TURN_WAIT_SECONDS = 0.3
+    settings.CHAT_CHECKPOINT_SECONDS = 0.1
+    scripted.reply(*[f"w{i} " for i in range(300)], delay=0.02)
+    first = await open_stream(alice.token, body("first"))
+    conversation_id = (await read_until(first, 1))[0][2]["conversation_id"]
+
+    resends = [await open_stream(alice.token, body(f"again {n}", conversation_id=conversation_id)) for n in range(3)]
+    endings = [(await read_to_end(communicator))[-1] for communicator in [first, *resends]]
+
+    superseded = ("error", {"message": streaming.SUPERSEDED_ERROR})
+    assert [ending[1:] for ending in endings[:3]] == [superseded] * 3
+    assert endings[3][1] == "done"
+    replies = Message.objects.filter(conversation_id=conversation_id, role="assistant").order_by("id")
+    stored = await sync_to_async(list)(replies.values_list("status", "content"))
+    assert [status for status, _ in stored] == ["interrupted", "interrupted", "interrupted", "complete"]
+    # Resends that waited together may each have started streaming; each stopped at its next
+    # checkpoint, long before the reply's end.
+    whole = stored[-1][1]
+    assert all(whole.startswith(content) and len(content) < len(whole) / 4 for _, content in stored[:3])
 
 
 async def test_checkpoints_store_the_reply_while_it_streams(alice, scripted, settings):
