@@ -9,6 +9,7 @@ API uses the Origin check below (CONTRACT §3.6), and every admin view carries D
 `csrf_protect` itself.
 """
 
+import functools
 import ipaddress
 import re
 import time
@@ -26,6 +27,7 @@ from django.contrib.sessions import middleware as sessions
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, security
+from rest_framework.views import APIView
 
 from lia.errors import body_too_large, json_error
 
@@ -172,6 +174,41 @@ class BodySizeMiddleware(Middleware):
         if limit is not None and declared > limit:
             return json_error(413, body_too_large(limit))
         return None
+
+
+class MethodCheckMiddleware(Middleware):
+    """A method an API view doesn't handle is 405 whoever asks, as the FastAPI backend's routing
+    by method answered (CONTRACT §4.1): DRF authenticates first, so an anonymous request got 401
+    (found by a contract audit). The view is known once the URL is resolved, so this is a
+    `process_view` hook, in the mode of the stack (no thread hop)."""
+
+    def __init__(self, get_response: Handler) -> None:
+        super().__init__(get_response)
+        self.process_view = self._process_view_async if self.is_async else self._process_view
+
+    def _process_view(self, request: HttpRequest, view: Any, *_: Any) -> HttpResponseBase | None:
+        view_class = getattr(view, "cls", None)  # DRF's as_view() sets it
+        if not (isinstance(view_class, type) and issubclass(view_class, APIView)):
+            return None
+        allowed = _allowed_methods(view_class)
+        if request.method in allowed:
+            return None
+        response = json_error(405, "Method Not Allowed")
+        response["Allow"] = ", ".join(allowed)
+        return response
+
+    async def _process_view_async(self, request: HttpRequest, view: Any, *rest: Any) -> HttpResponseBase | None:
+        return self._process_view(request, view, *rest)
+
+
+@functools.cache
+def _allowed_methods(view_class: type[APIView]) -> tuple[str, ...]:
+    """What DRF's `allowed_methods` says of the view (HEAD wherever GET is)."""
+    return tuple(
+        method.upper()
+        for method in view_class.http_method_names
+        if hasattr(view_class, method) or (method == "head" and hasattr(view_class, "get"))
+    )
 
 
 class Inline:

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "lia.middleware.AuthenticationMiddleware",
     "lia.middleware.MessageMiddleware",
     "lia.middleware.XFrameOptionsMiddleware",
+    "lia.middleware.MethodCheckMiddleware",
 ]
 
 ROOT_URLCONF = "lia.urls"

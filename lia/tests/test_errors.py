@@ -80,6 +80,33 @@ def test_wrong_method_is_json_405(web, method, path):
     assert response.json() == {"error": {"message": "Method Not Allowed"}}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("post", "/api/v1/chat/history", "GET, HEAD, OPTIONS"),
+        ("get", "/api/v1/chat/stream", "POST, OPTIONS"),
+        ("put", "/api/v1/chat/conversations", "DELETE, OPTIONS"),
+        ("delete", "/api/v1/auth/me", "GET, HEAD, OPTIONS"),
+        ("patch", "/api/v1/chat/conversation/00000000-0000-0000-0000-000000000000", "GET, DELETE, HEAD, OPTIONS"),
+    ],
+)
+def test_a_wrong_method_is_405_before_authentication(web, alice, method, path, allow):
+    """As the FastAPI backend's routing by method answered: anonymous or not (it was 401 for an
+    anonymous caller, found by a contract audit)."""
+    for headers in ({}, alice.bearer):
+        response = getattr(web, method)(path, headers=headers)
+
+        assert response.status_code == 405
+        assert response.json() == {"error": {"message": "Method Not Allowed"}}
+        assert response["Allow"] == allow
+
+
+def test_a_right_method_still_needs_authentication(web):
+    response = web.head("/api/v1/chat/history")
+
+    assert response.status_code == 401
+
+
 def test_unhandled_errors_are_a_500_envelope_with_the_request_id(web, monkeypatch):
     from accounts import apis
 

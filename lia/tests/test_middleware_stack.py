@@ -69,3 +69,11 @@ async def test_an_admin_post_without_the_csrf_token_is_refused():
 
     assert status == 403
     assert b"CSRF verification failed" in body
+
+
+async def test_a_wrong_method_is_405_on_the_async_path_too():
+    status, headers, body = await asgi_request(ASGIHandler(), "POST", "/api/v1/chat/history")
+
+    assert status == 405
+    assert headers[b"allow"] == b"GET, HEAD, OPTIONS"
+    assert body == b'{"error": {"message": "Method Not Allowed"}}'
