@@ -55,11 +55,14 @@ def json_error(status: int, message: str, details: dict[str, Any] | None = None)
     return JsonResponse(error_body(message, details), status=status)
 
 
-def _flatten(detail: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, str]]:
-    """Yield (field path, message, code) for every leaf of a DRF error structure."""
+def _flatten(detail: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str, str]]:
+    """Yield (field path, message, code) for every leaf of a DRF error structure. A list item's
+    index stays an integer, as in FastAPI's `loc`."""
     if isinstance(detail, dict):
         for key, value in detail.items():
-            key_path = path if key in ("non_field_errors", "__all__") else (*path, str(key))
+            key_path = (
+                path if key in ("non_field_errors", "__all__") else (*path, key if isinstance(key, int) else str(key))
+            )
             yield from _flatten(value, key_path)
     elif isinstance(detail, list):
         for item in detail:
@@ -72,7 +75,7 @@ def validation_body(detail: Any, *, location: Any) -> dict[str, Any]:
     problems = list(_flatten(detail)) or [((), "Invalid request", "value_error")]
     errors, items = [], []
     for path, message, code in problems:
-        field = ".".join(path) if path else location(None)
+        field = ".".join(map(str, path)) if path else location(None)
         errors.append({"field": field, "message": message})
         items.append(
             {
@@ -82,7 +85,7 @@ def validation_body(detail: Any, *, location: Any) -> dict[str, Any]:
             }
         )
     first_path, first_message, _ = problems[0]
-    message = f"{'.'.join(first_path)}: {first_message}" if first_path else first_message
+    message = f"{'.'.join(map(str, first_path))}: {first_message}" if first_path else first_message
     return {
         "error": {"message": message, "details": {"errors": errors}},
         "detail": items,

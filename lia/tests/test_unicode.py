@@ -134,7 +134,8 @@ def test_ai_sdk_parts_refuse_unstorable_text(web, alice, value, phrase):
     response = web.post(STREAM, body, content_type="application/json", headers=alice.bearer)
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "messages", "0", "parts", "0", "text"]
+    assert response.json()["detail"][0]["loc"] == ["body", "messages", 0, "parts", 0, "text"]  # as FastAPI's
+    assert response.json()["error"]["details"]["errors"][0]["field"] == "messages.0.parts.0.text"
 
 
 def test_a_surrogate_pair_is_an_ordinary_character(web, alice):
