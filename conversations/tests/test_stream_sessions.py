@@ -136,11 +136,22 @@ def test_an_ended_session_is_401_before_the_spent_token_budget(web, alice, scrip
     assert post(web, alice, body()).status_code == 401
 
 
-@pytest.mark.parametrize("method", ["get", "put", "delete", "options"])
-def test_other_methods_check_the_session_as_every_endpoint_does(web, alice, method):
+def test_options_checks_the_session_as_every_endpoint_does(web, alice):
+    ENDINGS["logged out"](web, alice.user, alice.token)
+    web.cookies.clear()
+
+    response = web.options(STREAM, headers=alice.bearer)
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_other_methods_are_405_whatever_the_token(web, alice, method):
+    """The method is checked before any token (CONTRACT §4.1, lia.middleware.MethodCheckMiddleware)."""
     ENDINGS["logged out"](web, alice.user, alice.token)
     web.cookies.clear()
 
     response = getattr(web, method)(STREAM, headers=alice.bearer)
 
-    assert response.status_code == 401
+    assert response.status_code == 405
+    assert response["Allow"] == "POST, OPTIONS"
