@@ -298,7 +298,10 @@ def turn_finish(
             updated_at=now,
         )
         conversation.updated_at = now
-        conversation.status = result.status
+        # The conversation's status is its latest turn's: a reply stored after a later turn
+        # started (aborted, or superseded) must not overwrite it.
+        if not Message.objects.filter(conversation_id=turn.conversation_id, pk__gt=turn.assistant_message_id).exists():
+            conversation.status = result.status
         conversation.save(update_fields=["sentiment_state", "updated_at", "status"])
     logger.info(
         "chat.turn.finished",
@@ -328,8 +331,8 @@ def turn_checkpoint(*, turn: TurnStart, content: str) -> bool:
 def turn_supersede_earlier(*, turn: TurnStart) -> bool:
     """Supersede the conversation's earlier replies still streaming when this turn has waited
     CHAT_TURN_WAIT_SECONDS for them (CONTRACT §7.15: a resend is never refused; Lia serialises
-    or supersedes the earlier turn): they are marked interrupted, and each one's stream stops at
-    its next checkpoint and stores what it has. A client that never aborts can't so keep more
+    or supersedes the earlier turn): they are marked interrupted, and each one's stream stops
+    once its next checkpoint finds out, and stores what it has. A client that never aborts can't so keep more
     streams than the per-user cap by sending into one conversation. Returns whether this turn's
     own reply is still streaming (a later turn may have superseded it too)."""
     with transaction.atomic():

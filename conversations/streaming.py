@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import StreamingHttpResponse
 
 from conversations.models import TurnStatus
@@ -198,15 +198,16 @@ async def _wait_for_earlier_turns(plan: TurnPlan) -> None:
     turn = plan.turn
     deadline = time.monotonic() + settings.CHAT_TURN_WAIT_SECONDS
     check = released(conversation_has_turn_in_flight)
-    while await check(
-        conversation_id=turn.conversation_id, before_id=turn.user_message_id, alive_since=heartbeat_cutoff()
-    ):
-        if time.monotonic() >= deadline:
-            # Still streaming (its client never aborted): superseded, not streamed beside.
-            if not await released(turn_supersede_earlier)(turn=turn):
-                raise TurnSuperseded()
+    while time.monotonic() < deadline:
+        if not await check(
+            conversation_id=turn.conversation_id, before_id=turn.user_message_id, alive_since=heartbeat_cutoff()
+        ):
             break
         await asyncio.sleep(0.1)
+    # What is still streaming (its client never aborted) is superseded, not streamed beside; and
+    # a later turn sent meanwhile may have superseded this one.
+    if not await released(turn_supersede_earlier)(turn=turn):
+        raise TurnSuperseded()
     plan.turn = TurnStart(
         conversation_id=turn.conversation_id,
         user_message_id=turn.user_message_id,
@@ -406,18 +407,24 @@ class ChatTurnResponse(StreamingHttpResponse):
         self["X-Accel-Buffering"] = "no"
         self["Connection"] = "keep-alive"
 
-    def close(self) -> None:
+    def abandon(self) -> None:
+        """Django dropped this response unsent (lia.handler): end the turn if its stream never
+        began."""
+        if not self.plan.begun:
+            self.plan.begun = True
+            _store_unstreamed(self.plan)
+
+    def close(self) -> None:  # also after a send cancelled before the stream's first step
         try:
-            if not self.plan.begun:
-                self.plan.begun = True
-                _store_unstreamed(self.plan)
+            self.abandon()
         finally:
             super().close()
 
 
 def _store_unstreamed(plan: TurnPlan) -> None:
-    """The reply of a turn whose stream never began: interrupted, empty. A failure is logged;
-    the sweep marks the reply interrupted once its heartbeat is stale."""
+    """The reply of a turn whose stream never began: interrupted, empty. A failure is logged,
+    never raised (this runs as the request is torn down); the sweep marks the reply interrupted
+    once its heartbeat is stale."""
     logger.info(
         "chat.turn.client_disconnected",
         reply_chars=0,
@@ -426,7 +433,7 @@ def _store_unstreamed(plan: TurnPlan) -> None:
     )
     try:
         turn_finish(turn=plan.turn, result=TurnProgress().result(plan, TurnStatus.INTERRUPTED))
-    except DatabaseError:
+    except Exception:
         logger.exception("chat.turn.save_failed", message_id=plan.turn.assistant_message_id)
 
 

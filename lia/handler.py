@@ -118,12 +118,14 @@ async def _close_abandoned_response() -> None:
     """When the client leaves while a sync view runs, Django cancels the request and drops
     whatever the view returns, unclosed; but the view can't be stopped, and runs on to its end (a
     chat turn's write-ahead commits). So the view's call is waited for, and a response it
-    returned closed, as Django closes every response it sends: a chat turn's close ends the turn
-    it wrote ahead (conversations.streaming.ChatTurnResponse)."""
+    returned that has to know it was dropped is told (`abandon()`): a chat turn's ends the turn
+    it wrote ahead (conversations.streaming.ChatTurnResponse). Not `close()`, which would send
+    request_finished a second time."""
     thread = _request_thread.get(None)
     call = thread.last if thread is not None else None
     if call is None:
         return
     await asyncio.wait([asyncio.wrap_future(call)])
-    if not call.cancelled() and call.exception() is None and isinstance(call.result(), HttpResponseBase):
-        await sync_to_async(call.result().close)()
+    abandon = None if call.cancelled() or call.exception() is not None else getattr(call.result(), "abandon", None)
+    if abandon is not None:
+        await sync_to_async(abandon)()

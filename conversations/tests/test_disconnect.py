@@ -152,6 +152,12 @@ async def test_a_client_gone_while_the_turn_is_written_ahead_leaves_its_reply_in
 
     monkeypatch.setattr(apis, "turn_start", write_ahead)
     settings.CHAT_TURN_WAIT_SECONDS = 60  # a resend that waited would fail the test's timeout
+    finished = []
+
+    def on_finished(sender: object, **kwargs: object) -> None:
+        finished.append(sender)
+
+    request_finished.connect(on_finished)
     scripted.reply("never asked for")
     raw = json.dumps(body("first question")).encode()
     communicator = ApplicationCommunicator(application, http_scope(alice.token, raw))
@@ -161,7 +167,9 @@ async def test_a_client_gone_while_the_turn_is_written_ahead_leaves_its_reply_in
     await asyncio.sleep(0.2)  # Django cancels the request meanwhile
     disconnected.set()
     await communicator.wait(timeout=5)
+    request_finished.disconnect(on_finished)
 
+    assert len(finished) == 1  # request_finished, once
     rows = await sync_to_async(list)(Message.objects.order_by("id").values_list("role", "status", "content"))
     assert rows == [("user", "complete", "first question"), ("assistant", "interrupted", "")]
     assert scripted.calls == []  # the provider was never asked

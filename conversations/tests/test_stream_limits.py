@@ -119,6 +119,7 @@ async def test_a_turn_whose_client_never_aborts_is_superseded_by_the_next_one(al
         ("assistant", "complete"),
     ]
     assert transcript[1][2] == shown  # what its client saw, no more, no less
+    assert (await sync_to_async(Conversation.objects.get)(pk=conversation_id)).status == "complete"
     assert "".join(words).startswith(shown)
     assert len(shown) < len("".join(words))
     assert len(scripted.calls) == 2
@@ -141,6 +142,7 @@ async def test_of_turns_sent_together_into_one_conversation_only_the_latest_stre
     replies = Message.objects.filter(conversation_id=conversation_id, role="assistant").order_by("id")
     stored = await sync_to_async(list)(replies.values_list("status", "content"))
     assert [status for status, _ in stored] == ["interrupted", "interrupted", "interrupted", "complete"]
+    assert (await sync_to_async(Conversation.objects.get)(pk=conversation_id)).status == "complete"
     # Resends that waited together may each have started streaming; each stopped at its next
     # checkpoint, long before the reply's end.
     whole = stored[-1][1]
@@ -160,6 +162,26 @@ async def test_checkpoints_store_the_reply_while_it_streams(alice, scripted, set
     assert stored.updated_at > stored.created_at
     await close_all([communicator])
     assert (await wait_for_status(assistant_id, "interrupted")).content.startswith(stored.content)
+
+
+def test_a_reply_stored_after_a_later_turn_began_leaves_the_conversations_status_alone(alice):
+    """An aborted or superseded reply's final save can land after the next turn started, or even
+    ended: the conversation's status stays its latest turn's."""
+    conversation = Conversation.objects.create(user=alice.user, status=TurnStatus.STREAMING)
+    earlier_question = Message.objects.create(conversation=conversation, role="user", content="first")
+    earlier = Message.objects.create(conversation=conversation, role="assistant", content="", status="streaming")
+    Message.objects.create(conversation=conversation, role="user", content="second")
+    Message.objects.create(conversation=conversation, role="assistant", content="done", status="complete")
+    conversation.status = TurnStatus.COMPLETE
+    conversation.save()
+    turn = services.TurnStart(conversation.pk, earlier_question.pk, earlier.pk, [], False)
+
+    services.turn_finish(turn=turn, result=TurnResult("half", TurnStatus.INTERRUPTED, {}))
+
+    conversation.refresh_from_db()
+    earlier.refresh_from_db()
+    assert (earlier.status, earlier.content) == ("interrupted", "half")
+    assert conversation.status == "complete"
 
 
 def test_the_sweep_marks_replies_whose_heartbeat_stopped(alice):

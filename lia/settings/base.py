@@ -418,7 +418,7 @@ CHAT_STREAM_MAX_SECONDS = env.float("CHAT_STREAM_MAX_SECONDS", default=300.0)
 # A `: keep-alive` comment goes out after this many seconds without an event (proxies' idle timeouts).
 CHAT_KEEPALIVE_SECONDS = env.float("CHAT_KEEPALIVE_SECONDS", default=15.0)
 # A new turn waits at most this long for an earlier reply in the same conversation to be stored;
-# one still streaming then is superseded (stopped at its next checkpoint, kept as interrupted).
+# one still streaming then is superseded (stopped once its next checkpoint finds out, kept as interrupted).
 CHAT_TURN_WAIT_SECONDS = env.float("CHAT_TURN_WAIT_SECONDS", default=10.0)
 # A user may have at most this many replies streaming at once across conversations (0: no cap).
 CHAT_MAX_CONCURRENT_STREAMS = env.int("CHAT_MAX_CONCURRENT_STREAMS", default=4)
