@@ -71,8 +71,18 @@ def token_refresh(*, user: User, payload: dict[str, Any]) -> IssuedToken:
     refreshes with the same token, only one succeeds."""
     jti = payload.get("jti")
     if not jti:
-        token_revoke(payload=payload)  # a legacy token names no session: every one of the user's ends
-        user.refresh_from_db(fields=["tokens_valid_after"])  # the new token is bound to the new epoch
+        # A legacy token names no session: refreshing it ends every one of its user's, once. The
+        # epoch moves only from the one the user had when the token was accepted, so of two
+        # concurrent refreshes the second is refused (its new epoch would end the first's token).
+        now = timezone.now()
+        moved = User.objects.filter(pk=user.pk, tokens_valid_after=user.tokens_valid_after).update(
+            tokens_valid_after=now
+        )
+        if not moved:
+            logger.warning("auth.refresh_rejected", user_id=user.pk, reason="sessions ended meanwhile")
+            raise TokenRejected()
+        user.tokens_valid_after = now  # the new token is bound to the new epoch
+        logger.info("auth.token_revoked", user_id=user.pk)
         return token_issue(user=user)
     try:
         with transaction.atomic():

@@ -16,10 +16,11 @@ from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
 from django.core.management import call_command
 from django.utils import timezone
 
+from accounts.exceptions import TokenRejected
 from accounts.models import User
-from accounts.services import user_deactivate
+from accounts.services import token_refresh, user_deactivate
 from accounts.tests.test_auth_api import PRODUCTION_HASHERS
-from accounts.tokens import token_issue
+from accounts.tokens import claims_user, token_claims, token_decode, token_issue
 from conftest import PASSWORD, Persona
 
 pytestmark = pytest.mark.django_db
@@ -246,6 +247,19 @@ def test_refreshing_a_fastapi_backends_token_gives_one_that_works(web, alice):
     assert me(web, new).status_code == 200
     assert_refused(me(web, legacy))
     assert_refused(me(web, alice.token))  # issued before the refresh: ended with it
+
+
+def test_of_two_concurrent_refreshes_of_a_legacy_token_only_one_succeeds(alice):
+    """Both accepted the token (the user as each loaded it); the second would end the first's
+    new token, so it is refused."""
+    payload = token_decode(fastapi_token(alice.user))
+    first_view, second_view = (User.objects.get(pk=alice.user.pk) for _ in range(2))
+
+    issued = token_refresh(user=first_view, payload=payload)
+
+    with pytest.raises(TokenRejected):
+        token_refresh(user=second_view, payload=payload)
+    assert claims_user(token_claims(token_decode(issued.value))).pk == alice.user.pk  # still valid
 
 
 def test_a_password_made_unusable_ends_every_session(web, alice):
