@@ -8,12 +8,15 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
+from django.core.signals import request_finished
 from django.db import connection
 
-from conversations.models import Message
-from conversations.tests.conftest import body
+from conversations import apis
+from conversations.models import Conversation, Message
+from conversations.tests.conftest import body, parse_events, read_stream
 from conversations.tests.scripted import Script, ScriptedProvider
 from conversations.tests.test_disconnect import http_scope, read_until
+from lia import handler
 from lia.asgi import application
 from lia.handler import ASGIHandler, RequestThread
 
@@ -123,3 +126,57 @@ async def test_request_started_receivers_run_in_the_request_thread_without_a_hop
 
 def thread_name() -> str:
     return threading.current_thread().name
+
+
+async def test_a_client_gone_while_the_turn_is_written_ahead_leaves_its_reply_interrupted(
+    alice, scripted, async_web, monkeypatch, settings
+):
+    """The client leaves while the chat view is still writing the turn ahead, before the response
+    starts. Django drops the view's response; the handler waits for the view and tells the
+    response, which stores the reply interrupted, empty, before the request ends, with
+    request_finished sent once. (It was left `streaming` until the sweep: it counted against the
+    stream cap, and the web client's resend waited CHAT_TURN_WAIT_SECONDS for it.)"""
+    written, writing, disconnected = apis.turn_start, threading.Event(), threading.Event()
+
+    def write_ahead(**kwargs: object) -> object:
+        writing.set()
+        disconnected.wait(5)  # the disconnect lands while the view is in the write-ahead
+        return written(**kwargs)
+
+    monkeypatch.setattr(apis, "turn_start", write_ahead)
+    abandoning, close_abandoned = asyncio.Event(), handler._close_abandoned_response
+
+    async def observed_close_abandoned() -> None:
+        abandoning.set()
+        await close_abandoned()
+
+    monkeypatch.setattr(handler, "_close_abandoned_response", observed_close_abandoned)
+    settings.CHAT_TURN_WAIT_SECONDS = 60  # a resend that waited would fail the test's timeout
+    finished = []
+
+    def on_finished(sender: object, **kwargs: object) -> None:
+        finished.append(sender)
+
+    request_finished.connect(on_finished)
+    raw = json.dumps(body("first question")).encode()
+    communicator = ApplicationCommunicator(application, http_scope(alice.token, raw))
+    await communicator.send_input({"type": "http.request", "body": raw, "more_body": False})
+    assert await asyncio.to_thread(writing.wait, 5)
+    await communicator.send_input({"type": "http.disconnect"})
+    await asyncio.wait_for(abandoning.wait(), 5)  # Django has cancelled the request
+    disconnected.set()
+    await communicator.wait(timeout=5)
+    request_finished.disconnect(on_finished)
+
+    assert len(finished) == 1  # request_finished, once
+    rows = await sync_to_async(list)(Message.objects.order_by("id").values_list("role", "status", "content"))
+    assert rows == [("user", "complete", "first question"), ("assistant", "interrupted", "")]
+    assert ScriptedProvider.current.calls == []  # the provider was never asked
+    conversation_id = str(await sync_to_async(Conversation.objects.values_list("pk", flat=True).get)())
+
+    monkeypatch.setattr(apis, "turn_start", written)
+    response, raw_events = await asyncio.wait_for(
+        read_stream(async_web, alice, body("again", conversation_id=conversation_id)), 5
+    )
+    assert response.status_code == 200
+    assert parse_events(raw_events)[-1][1] == "done"
