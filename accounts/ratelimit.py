@@ -25,8 +25,8 @@ from django.core.cache import cache
 logger = structlog.get_logger("lia.ratelimit")
 
 # KEYS[1]: the window's sorted set. ARGV: now, window, limit, member, mode ("1": count this
-# attempt; "0": only look; "2": count it only if it is within the limit, in the same step).
-# Drops attempts older than the window, returns [count, wait_seconds, counted (0 or 1)].
+# attempt; "2": count it only if it is within the limit, in the same step). Drops attempts older
+# than the window, returns [count, wait_seconds, counted (0 or 1)].
 SLIDING_WINDOW_LUA = """
 local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local mode = ARGV[5]
@@ -46,7 +46,7 @@ if count <= allowed then return {count, '0', counted} end
 local pivot = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
 return {count, tostring(tonumber(pivot[2]) + window - now), counted}
 """
-RECORD, LOOK, RESERVE = "1", "0", "2"
+RECORD, RESERVE = "1", "2"
 
 
 @dataclass(frozen=True)
@@ -162,16 +162,13 @@ class RateLimiter:
 limiter = RateLimiter()
 
 
-def rate_limit_check(*, scope: str, key: str, limit: int, window: float = 60.0, record: bool = True) -> Decision:
+def rate_limit_check(*, scope: str, key: str, limit: int, window: float = 60.0) -> Decision:
     """Count an attempt for `key` in `scope`, and say whether it is within the limit; disabled
-    limits always allow. With `record=False`, only look: would one more attempt be allowed?
-    (For limits that count only some outcomes, such as failed logins.)"""
-    if not settings.RATE_LIMIT_ENABLED:
-        return Decision(allowed=True, retry_after=0)
-    if limit < 1:  # a misconfiguration (lia.E005 reports it): refuse rather than crash
-        return Decision(allowed=False, retry_after=max(1, math.ceil(window)))
-    decision = limiter.hit(f"{scope}:{key}", limit=limit, window=window, mode=RECORD if record else LOOK)
-    if not decision.allowed and record:
+    limits always allow."""
+    if (settled := _settled_uncounted(limit, window)) is not None:
+        return settled
+    decision = limiter.hit(f"{scope}:{key}", limit=limit, window=window, mode=RECORD)
+    if not decision.allowed:
         logger.warning("ratelimit.rejected", scope=scope, retry_after=decision.retry_after)
     return decision
 
@@ -182,11 +179,19 @@ def rate_limit_reserve(*, scope: str, key: str, limit: int, window: float = 60.0
     attempt (`rate_limit_refund`) once it turns out not to count. A refused attempt is not
     counted, and its wait is the real one. Concurrent attempts can't all pass a look made before
     any of them is counted."""
+    if (settled := _settled_uncounted(limit, window)) is not None:
+        return settled
+    return limiter.hit(f"{scope}:{key}", limit=limit, window=window, mode=RESERVE)
+
+
+def _settled_uncounted(limit: int, window: float) -> Decision | None:
+    """The answer when nothing is to be counted: disabled limits allow, and a limit below 1 (a
+    misconfiguration lia.E005 reports) refuses rather than crash."""
     if not settings.RATE_LIMIT_ENABLED:
         return Decision(allowed=True, retry_after=0)
     if limit < 1:
         return Decision(allowed=False, retry_after=max(1, math.ceil(window)))
-    return limiter.hit(f"{scope}:{key}", limit=limit, window=window, mode=RESERVE)
+    return None
 
 
 def rate_limit_refund(decision: Decision) -> None:

@@ -135,6 +135,11 @@ def conversation_has_turn_in_flight(*, conversation_id: uuid.UUID, before_id: in
     )
 
 
+def conversation_has_later_turn(*, conversation_id: uuid.UUID, after_id: int) -> bool:
+    """Whether a turn began in the conversation after message `after_id` (a reply)."""
+    return Message.objects.filter(conversation_id=conversation_id, id__gt=after_id).exists()
+
+
 def user_streams_elsewhere(*, user: User, conversation_id: uuid.UUID | None, alive_since: datetime) -> int:
     """How many of the user's replies are streaming in other conversations."""
     streams = streaming_messages(alive_since=alive_since).filter(conversation__user=user)

@@ -25,6 +25,7 @@ from conversations.selectors import (
     context_fit,
     conversation_context,
     conversation_get_for_user,
+    conversation_has_later_turn,
     conversation_has_turn_in_flight,
     conversation_not_found,
     conversation_recent_messages,
@@ -300,7 +301,7 @@ def turn_finish(
         conversation.updated_at = now
         # The conversation's status is its latest turn's: a reply stored after a later turn
         # started (aborted, or superseded) must not overwrite it.
-        if not Message.objects.filter(conversation_id=turn.conversation_id, pk__gt=turn.assistant_message_id).exists():
+        if not conversation_has_later_turn(conversation_id=turn.conversation_id, after_id=turn.assistant_message_id):
             conversation.status = result.status
         conversation.save(update_fields=["sentiment_state", "updated_at", "status"])
     logger.info(
@@ -325,16 +326,16 @@ def turn_checkpoint(*, turn: TurnStart, content: str) -> bool:
         content=content, updated_at=timezone.now()
     ):
         return True
-    return not Message.objects.filter(conversation_id=turn.conversation_id, pk__gt=turn.assistant_message_id).exists()
+    return not conversation_has_later_turn(conversation_id=turn.conversation_id, after_id=turn.assistant_message_id)
 
 
 def turn_supersede_earlier(*, turn: TurnStart) -> bool:
     """Supersede the conversation's earlier replies still streaming when this turn has waited
     CHAT_TURN_WAIT_SECONDS for them (CONTRACT §7.15: a resend is never refused; Lia serialises
     or supersedes the earlier turn): they are marked interrupted, and each one's stream stops
-    once its next checkpoint finds out, and stores what it has. A client that never aborts can't so keep more
-    streams than the per-user cap by sending into one conversation. Returns whether this turn's
-    own reply is still streaming (a later turn may have superseded it too)."""
+    once its next checkpoint finds out, and stores what it has. So a client that never aborts
+    can't hold more streams than the per-user cap by sending into one conversation. Returns
+    whether this turn's own reply is still streaming (a later turn may have superseded it too)."""
     with transaction.atomic():
         superseded = Message.objects.filter(
             conversation_id=turn.conversation_id, pk__lt=turn.user_message_id, status=TurnStatus.STREAMING

@@ -5,7 +5,7 @@ It holds no database connection while the provider streams, never raises after t
 (a failure becomes an `error` event, the last one), and stores whatever the user saw: on
 completion, on a provider failure (status failed) and when the client goes away (status
 interrupted, saved in `finally`, and the cancellation re-raised; or, when it goes away before
-the stream began, by the response's `close`).
+the stream began, by the response: `ChatTurnResponse.abandon`).
 """
 
 import asyncio
@@ -395,7 +395,7 @@ def sentiment_event(sentiment_data: dict[str, Any] | None) -> dict[str, Any]:
 class ChatTurnResponse(StreamingHttpResponse):
     """The chat turn's SSE response (`chat_turn_events`). Its turn is written ahead, so a
     response dropped before its stream began (the client left while the view ran; lia.handler
-    closes such a response) still ends the turn: `close` stores the reply, empty, as
+    tells such a response) still ends the turn: `abandon` stores the reply, empty, as
     interrupted, as the stream would have at its first yield (CONTRACT §7.15). Left `streaming`
     until the sweep, it counted against the user's stream cap, and the client's resend waited
     CHAT_TURN_WAIT_SECONDS for it."""

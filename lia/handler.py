@@ -103,7 +103,7 @@ class ASGIHandler(asgi.ASGIHandler):
         try:
             return await super().run_get_response(request)
         except asyncio.CancelledError:
-            await _close_abandoned_response()
+            await _abandon_dropped_response()
             raise
 
     async def send_response(self, response: HttpResponseBase, send: Any) -> None:
@@ -114,7 +114,7 @@ class ASGIHandler(asgi.ASGIHandler):
         await super().send_response(response, send)
 
 
-async def _close_abandoned_response() -> None:
+async def _abandon_dropped_response() -> None:
     """When the client leaves while a sync view runs, Django cancels the request and drops
     whatever the view returns, unclosed; but the view can't be stopped, and runs on to its end (a
     chat turn's write-ahead commits). So the view's call is waited for, and a response it

@@ -144,13 +144,13 @@ async def test_a_client_gone_while_the_turn_is_written_ahead_leaves_its_reply_in
         return written(**kwargs)
 
     monkeypatch.setattr(apis, "turn_start", write_ahead)
-    abandoning, close_abandoned = asyncio.Event(), handler._close_abandoned_response
+    abandoning, abandon_dropped = asyncio.Event(), handler._abandon_dropped_response
 
-    async def observed_close_abandoned() -> None:
+    async def observed_abandon_dropped() -> None:
         abandoning.set()
-        await close_abandoned()
+        await abandon_dropped()
 
-    monkeypatch.setattr(handler, "_close_abandoned_response", observed_close_abandoned)
+    monkeypatch.setattr(handler, "_abandon_dropped_response", observed_abandon_dropped)
     settings.CHAT_TURN_WAIT_SECONDS = 60  # a resend that waited would fail the test's timeout
     finished = []
 
