@@ -90,6 +90,34 @@ def test_postgres_stopped_gives_503_then_recovers_without_a_restart(live):
         assert client.get("/health/ready").status_code == 200
 
 
+def test_the_first_request_after_a_long_outage_is_served(live):
+    """RELIABILITY 26 after a minute without PostgreSQL: long past the pool's reconnect timeout
+    (10 s), where psycopg's own (300 s) would still be backing off between attempts, the first
+    request once the database is back is served within 5 s, and every one before it got a clean
+    503 without waiting out more than the pool timeout."""
+    lia = live.start()
+    with lia.client(timeout=30) as client:
+        token = register(client)
+
+        def history() -> httpx.Response:
+            return client.get("/api/v1/chat/history", headers=bearer(token))
+
+        assert history().status_code == 200
+        live.postgres.stop("fast")
+        try:
+            outage_ends = time.monotonic() + 60
+            while time.monotonic() < outage_ends:
+                response, seconds = timed(history)
+                assert_clean_503(response)
+                assert seconds < DOES_NOT_HANG
+                time.sleep(5)
+        finally:
+            live.postgres.start()
+        back = time.monotonic()
+        wait_until(lambda: history().status_code == 200, timeout=60, interval=0.1, what="the first success")
+        assert time.monotonic() - back < 5
+
+
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_postgres_restart_with_idle_pooled_connections(live, mode):
     """RELIABILITY 27: PostgreSQL restarts (a deploy, a crash) while the pool holds idle
@@ -180,10 +208,12 @@ def test_health_probes_are_bounded_when_the_dependencies_hang(live, redis_server
         assert ready.status_code == 503
         assert ready.json()["reason"] == "database_timeout"
         assert ready.json()["message"] == f"Database health check timed out after {timeout}s"
-        assert ready_seconds < timeout + 5  # generous: "does not hang", no speed target
+        # At its timeout, not after both probes' timeouts one after the other (1.5 s of slack for a
+        # busy machine: "does not hang", no speed target).
+        assert ready_seconds < timeout + 1.5
         assert health.status_code == 200
         assert health.json()["status"] == "unhealthy"
         assert health.json()["services"]["cache"]["status"] == "degraded"
-        assert health_seconds < timeout + 5
+        assert health_seconds < timeout + 1.5
         # Unfrozen, the same process is ready again.
         wait_until(lambda: client.get("/health/ready").status_code == 200, timeout=15, what="ready again")
