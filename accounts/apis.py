@@ -1,6 +1,5 @@
 """Auth endpoints (CONTRACT §5): register, login, me, refresh, logout."""
 
-import hashlib
 import re
 from typing import Any
 
@@ -16,8 +15,9 @@ from rest_framework.views import APIView
 from accounts.authentication import raw_token
 from accounts.exceptions import InvalidCredentials, TokenRejected
 from accounts.fields import StrictCharField
+from accounts.limits import login_failure_reserve, sign_in_attempt
 from accounts.models import USERNAME_PATTERN, User
-from accounts.ratelimit import Decision, rate_limit_check, rate_limit_refund, rate_limit_reserve
+from accounts.ratelimit import Decision, rate_limit_refund
 from accounts.services import token_refresh, token_revoke, user_login, user_register
 from accounts.tokens import IssuedToken, token_decode, token_issue, token_user
 
@@ -44,36 +44,9 @@ class UserOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "email", "username", "created_at"]
 
 
-def auth_rate_limit(request: Request) -> None:
-    """Register and login share one per-IP counter (CONTRACT §4.5); checked after validation."""
-    decision = rate_limit_check(
-        scope="auth",
-        key=getattr(request._request, "client_ip", None) or request.META.get("REMOTE_ADDR", ""),
-        limit=settings.RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE,
-    )
+def throttled(decision: Decision) -> Decision:
+    """`decision`, or the 429 of a refused one."""
     if not decision.allowed:
-        raise Throttled(wait=decision.retry_after)
-
-
-LOGIN_FAILURES_WINDOW_SECONDS = 3600
-
-
-def login_failure_reserve(email: str) -> Decision:
-    """Failed logins per account, whichever IPs they come from (RELIABILITY 11): past the limit an
-    hour, the account's logins are refused with 429 without checking the password, so guessing is
-    capped at RATE_LIMIT_LOGIN_FAILURES_PER_HOUR an hour. Each login is counted as a failure
-    before its password is checked, in the same atomic step as the check (concurrent guesses all
-    passed a look made before any of them failed), and refunded if it succeeds. Unknown emails
-    are counted the same way (their answers must not differ). The key is a digest: no email
-    address in the rate-limit store."""
-    decision = rate_limit_reserve(
-        scope="login-failures",
-        key=hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32],
-        limit=settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR,
-        window=LOGIN_FAILURES_WINDOW_SECONDS,
-    )
-    if not decision.allowed:
-        logger.warning("security.login_locked", retry_after=decision.retry_after)
         raise Throttled(wait=decision.retry_after)
     return decision
 
@@ -134,7 +107,7 @@ class RegisterApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        auth_rate_limit(request)
+        throttled(sign_in_attempt(request._request))
         user = user_register(**serializer.validated_data)
         return token_response(user=user, token=token_issue(user=user), status=201)
 
@@ -150,8 +123,8 @@ class LoginApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        auth_rate_limit(request)
-        failure = login_failure_reserve(serializer.validated_data["email"])
+        throttled(sign_in_attempt(request._request))
+        failure = throttled(login_failure_reserve(serializer.validated_data["email"]))
         try:
             user = user_login(request=request._request, **serializer.validated_data)
         except InvalidCredentials:

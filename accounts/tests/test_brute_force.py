@@ -117,6 +117,64 @@ def test_disabled_limits_lock_nobody(web, alice, settings):
     assert login(web, password=PASSWORD).status_code == 200
 
 
+def admin_login(email: str = "admin@example.com", password: str = WRONG_PASSWORD, ip: str = "10.0.0.1", **kwargs):
+    return Client(**kwargs).post("/admin/login/", {"username": email, "password": password}, REMOTE_ADDR=ip)
+
+
+def admin_guesses(count: int, email: str = "admin@example.com", start: int = 0) -> list[int]:
+    ips = [f"10.3.{(start + n) // 250}.{(start + n) % 250 + 1}" for n in range(count)]
+    return [admin_login(email, ip=ip).status_code for ip in ips]
+
+
+def test_the_admin_login_counts_failures_towards_the_accounts_lock(web, admin_user):
+    """The admin's form is no way around the lock (found by an audit: 80 failed admin logins
+    on a locked account, then the right password signed in)."""
+    assert admin_guesses(20) == [200] * 20  # the form again, with its error
+
+    assert admin_login(password=PASSWORD, ip="192.0.2.30").status_code == 429
+    assert login(web, "admin@example.com", PASSWORD, ip="192.0.2.31").status_code == 429
+
+
+def test_an_account_locked_through_the_api_is_locked_in_the_admin(web, admin_user):
+    assert guesses(web, 20, email="admin@example.com") == [401] * 20
+
+    response = admin_login(password=PASSWORD, ip="192.0.2.32")
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert "sessionid" not in response.cookies
+
+
+def test_admin_sign_ins_and_refused_forms_are_not_counted(admin_user, settings):
+    settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR = 3
+    admin_guesses(2)
+    for n in range(5):
+        assert admin_login(password=PASSWORD, ip=f"192.0.2.{40 + n}").status_code == 302
+        # Refused by the CSRF check before any password is looked at.
+        assert admin_login(ip=f"192.0.2.{50 + n}", enforce_csrf_checks=True).status_code == 403
+        assert admin_login(password="", ip=f"192.0.2.{60 + n}").status_code == 200  # nothing to check
+
+    assert admin_guesses(2, start=10) == [200, 429]
+
+
+def test_an_ipv6_client_is_limited_by_its_64(web):
+    """A client with one IPv6 address has its whole /64 (found by an audit: 15 registrations from
+    one /64, each from its own address, against a limit of 10); another /64 has its own count,
+    and an IPv4-mapped address counts as the IPv4 one."""
+
+    def register(n: int, ip: str) -> int:
+        body = {"email": f"v6-{n}@example.com", "username": f"vsix{n}", "password": "Passw0rdX"}
+        return web.post(REGISTER, json.dumps(body), content_type="application/json", REMOTE_ADDR=ip).status_code
+
+    same_network = [register(n, f"2001:db8:1:2::{n + 1:x}") for n in range(11)]
+    elsewhere = register(20, "2001:db8:1:3::1")
+    mapped = [register(30 + n, "::ffff:192.0.2.99" if n % 2 else "192.0.2.99") for n in range(11)]
+
+    assert same_network == [201] * 10 + [429]
+    assert elsewhere == 201
+    assert mapped == [201] * 10 + [429]
+
+
 def test_registration_is_limited_per_ip(web):
     statuses = []
     for n in range(11):
