@@ -7,9 +7,11 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lia.settings.base")
-    # manage.py is the development entry point: DEBUG unless the environment says otherwise.
-    # The ASGI entry point (production) has no such default.
-    os.environ.setdefault("DJANGO_DEBUG", "true")
+    # manage.py is the development entry point: DEBUG unless the environment says otherwise;
+    # but not for `serve`, the production server (as the ASGI entry point has no such default):
+    # it needs DJANGO_DEBUG=true said out loud to run with development secrets.
+    if sys.argv[1:2] != ["serve"]:
+        os.environ.setdefault("DJANGO_DEBUG", "true")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

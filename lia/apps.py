@@ -28,7 +28,11 @@ class LiaConfig(AppConfig):
             return
         # Production refuses to start rather than sign sessions and tokens with a guessable key.
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
-            problem = secret_problem(getattr(settings, name))
+            try:
+                value = getattr(settings, name)
+            except ImproperlyConfigured:  # Django's own answer to an empty SECRET_KEY
+                value = ""
+            problem = secret_problem(value)
             if problem:
                 env_name = "DJANGO_SECRET_KEY" if name == "SECRET_KEY" else name
                 raise ImproperlyConfigured(

@@ -44,6 +44,9 @@ CSRF_FAILURE_VIEW = "lia.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",  # ASGI runserver
+    # First to be ready: in production it refuses weak secrets before another app's ready()
+    # (the admin's autodiscover) stumbles on a missing one.
+    "lia.apps.LiaConfig",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -55,7 +58,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our own static files, no CDN
     "channels",
-    "lia.apps.LiaConfig",
     "accounts",
     "conversations",
     "llm",

@@ -2,14 +2,17 @@
 connections than it accepts (README "Deployment": workers x DATABASE_POOL_MAX_SIZE must fit)."""
 
 import io
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from django.db import connection
 
 from lia.management.commands import serve
 from lia.management.commands.serve import connection_budget_warning, postgres_accepted_connections
-from lia.testing.servers import postgres_database
+from lia.testing.servers import BASE_DIR, postgres_database
 
 
 def test_more_pooled_connections_than_postgresql_accepts_is_a_warning():
@@ -67,3 +70,25 @@ def test_an_unreachable_postgresql_is_no_answer():
     database = postgres_database(port, alias="unreachable", options={"connect_timeout": 2})
 
     assert postgres_accepted_connections(database) is None
+
+
+@pytest.mark.parametrize("debug", [None, "false"])
+def test_serve_without_secrets_refuses_to_start_with_the_reason(debug, tmp_path):
+    """`manage.py serve` is the production server: unlike the development commands, it gets no
+    DEBUG default from manage.py (found by an audit: it ran, with the development secrets anyone
+    can read in the source, wherever DJANGO_DEBUG was left unset)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "JWT_"))}
+    if debug is not None:
+        env["DJANGO_DEBUG"] = debug
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--port", "0"],
+        cwd=tmp_path,  # no .env of the checkout's
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set. Production (DJANGO_DEBUG=false) needs a strong secret" in result.stderr
+    assert "Lia serving" not in result.stdout
