@@ -52,7 +52,19 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(RevokedToken)
 class RevokedTokenAdmin(admin.ModelAdmin):
+    """The denylist, to look at only: deleting a row would bring its logged-out token back to
+    life (found by an audit), and adding one by hand has no token to name. Rows leave on their
+    own once their token has expired; staff end sessions with the users' "End sessions" action."""
+
     list_display = ("jti", "user", "revoked_at", "expires_at")
     search_fields = ("jti", "user__email")
-    raw_id_fields = ("user",)
     readonly_fields = ("jti", "user", "revoked_at", "expires_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RevokedToken | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: RevokedToken | None = None) -> bool:
+        return False

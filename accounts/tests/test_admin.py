@@ -33,3 +33,27 @@ def test_createsuperuser_works_with_email_and_username(db):
     call_command("createsuperuser", "--noinput", email="root@example.com", username="root")
 
     assert User.objects.get(email="root@example.com").is_superuser
+
+
+def test_staff_cannot_bring_a_logged_out_token_back(admin_client, alice, client):
+    """The denylist is read-only in the admin: deleting its row revived a logged-out token, and
+    the add form ended in a 500 (found by an audit)."""
+    from accounts.models import RevokedToken
+
+    assert client.post("/api/v1/auth/logout", headers=alice.bearer).status_code == 200
+    revoked = RevokedToken.objects.get()
+    page = "/admin/accounts/revokedtoken/"
+
+    listing = admin_client.get(page)
+    single = admin_client.post(f"{page}{revoked.pk}/delete/", {"post": "yes"})
+    bulk = admin_client.post(page, {"action": "delete_selected", "_selected_action": [revoked.pk], "post": "yes"})
+    added = admin_client.post(f"{page}add/", {"jti": "x" * 32, "user": alice.user.pk})
+
+    assert listing.status_code == 200
+    assert revoked.jti in listing.content.decode()
+    assert single.status_code == 403
+    assert bulk.status_code in (200, 302)  # the action isn't offered: nothing is deleted
+    assert added.status_code == 403
+    assert RevokedToken.objects.filter(pk=revoked.pk).exists()
+    assert RevokedToken.objects.count() == 1
+    assert client.get("/api/v1/auth/me", headers=alice.bearer).status_code == 401
