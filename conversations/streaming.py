@@ -11,6 +11,7 @@ the stream began, by the response: `ChatTurnResponse.abandon`).
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,36 @@ def released(fn: Callable[..., Any]) -> Callable[..., Any]:
             connection.close()
 
     return sync_to_async(call, thread_sensitive=False, executor=database_threads())
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class SurrogateMender:
+    """A provider's text as valid Unicode, delta by delta. JSON can escape a character beyond
+    the BMP as two UTF-16 surrogates, and a provider's stream can cut between them, so a delta
+    may end with the first half and the next start with the second: the pair is put together
+    again, and a surrogate with no partner becomes U+FFFD (found by an audit: an unpaired one
+    could be neither sent nor stored, and cost the reply)."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held = ""  # a high surrogate that ended the last delta
+
+    def mend(self, text: str) -> str:
+        if self._held:
+            text, self._held = self._held + text, ""
+        elif text.isascii() or _SURROGATE.search(text) is None:
+            return text
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._held = text[:-1], text[-1]
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+    def rest(self) -> str:
+        """What is held back, once no partner can come."""
+        held, self._held = self._held, ""
+        return "\ufffd" if held else ""
 
 
 def sse_event(event_id: int, name: str, data: dict[str, Any]) -> bytes:
@@ -463,6 +494,7 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                 await _wait_for_earlier_turns(plan)
             deadline = progress.started + settings.CHAT_STREAM_MAX_SECONDS
             deltas = resolved.provider.stream(_chat_messages(plan), sentiment.chat_options(plan.options))
+            reply_text, thought_text = SurrogateMender(), SurrogateMender()
             keepalive = settings.CHAT_KEEPALIVE_SECONDS
             # aclosing: a stream closed at one of its `yield`s (the event loop's generator
             # finaliser closes it so once Django, whose handler closes only its own wrapper,
@@ -475,7 +507,7 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                     if isinstance(item, bytes):
                         yield item
                     elif isinstance(item, TextDelta):
-                        text = sentiment.visible(item.text)
+                        text = reply_text.mend(sentiment.visible(item.text))
                         if text:
                             if progress.first_token_ms is None:
                                 progress.first_token_ms = round((time.monotonic() - progress.started) * 1000, 1)
@@ -483,11 +515,14 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                             yield frame("chunk", {"content": text})
                             sentiment.start()
                     elif isinstance(item, ThoughtDelta):
-                        if item.text:
-                            progress.thoughts.append(item.text)
-                            yield frame("thought", {"content": item.text})
+                        if thought := thought_text.mend(item.text):
+                            progress.thoughts.append(thought)
+                            yield frame("thought", {"content": thought})
                     elif isinstance(item, Finish):
                         progress.finish = item
+            if rest := reply_text.rest():
+                progress.reply.append(rest)
+                yield frame("chunk", {"content": rest})
         except LLMError as exc:
             logger.warning("chat.turn.provider_failed", error=type(exc).__name__, provider=plan.provider)
             ending = (TurnStatus.FAILED, exc.public_message)

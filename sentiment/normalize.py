@@ -77,11 +77,18 @@ def normalize_label(value: Any) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+def valid_unicode(text: str) -> str:
+    """`text` with any unpaired UTF-16 surrogate (JSON can carry one as `\\ud83d`) made U+FFFD:
+    it could be neither stored nor sent (found by an audit: a stored one made the conversation's
+    page a 500)."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def normalize_emotion(value: Any) -> str | None:
     """1-5 lower-case words, or None when there is nothing usable."""
     if not isinstance(value, str):
         return None
-    words = _WHITESPACE.sub(" ", value).strip(_EDGE_PUNCTUATION).split(" ")
+    words = _WHITESPACE.sub(" ", valid_unicode(value)).strip(_EDGE_PUNCTUATION).split(" ")
     emotion = " ".join(words[:EMOTION_MAX_WORDS]).lower()[:EMOTION_MAX_CHARS].strip(_EDGE_PUNCTUATION)
     return emotion or None
 
@@ -90,7 +97,7 @@ def normalize_summary(value: Any) -> str | None:
     """One line of at most 100 characters (cut at a word, with an ellipsis), or None."""
     if not isinstance(value, str):
         return None
-    text = _WHITESPACE.sub(" ", value).strip()
+    text = _WHITESPACE.sub(" ", valid_unicode(value)).strip()
     if len(text) <= SUMMARY_MAX_CHARS:
         return text or None
     cut = text[: SUMMARY_MAX_CHARS - 1]

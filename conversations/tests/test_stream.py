@@ -76,6 +76,25 @@ async def test_unicode_is_sent_unescaped_and_newlines_escaped(async_web, alice, 
     assert assistant.content == "héllo 👋\nline two\u05e9\u05dc\u05d5\u05dd"
 
 
+async def test_surrogates_from_a_provider_are_paired_or_replaced(async_web, alice, scripted):
+    """JSON can carry a character beyond the BMP as two escaped surrogates, and a provider's
+    stream can cut between them; an unpaired one could be neither sent nor stored (found by an
+    audit: the turn ended in an error, an event id was skipped and the reply was lost)."""
+    scripted.reply("Nice ", "\ud83d", "\ude00", " a\ud800b", " end \ud83d", thoughts=["hm \udfff"])
+
+    _, raw = await read_stream(async_web, alice, body("split pair"))
+
+    events = parse_events(raw)
+    assert [event_id for event_id, _, _ in events] == list(range(1, len(events) + 1))
+    assert [name for _, name, _ in events][-1] == "done"
+    chunks = [data["content"] for _, name, data in events if name == "chunk"]
+    assert chunks == ["Nice ", "\U0001f600", " a\ufffdb", " end ", "\ufffd"]
+    assert [data["content"] for _, name, data in events if name == "thought"] == ["hm \ufffd"]
+    _, assistant = await amessages_of((await sync_to_async(Conversation.objects.get)()).pk)
+    assert (assistant.content, assistant.status) == ("Nice \U0001f600 a\ufffdb end \ufffd", "complete")
+    assert assistant.model_info["thoughts"] == ["hm \ufffd"]
+
+
 async def test_the_stream_is_written_before_start_and_titled(async_web, alice, scripted):
     text = "Can you explain how photosynthesis works in desert plants please?"
 

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -95,3 +96,14 @@ def test_label_thresholds():
 def test_neutral_fallback_is_the_contract_default_marked_with_the_reason():
     assert NEUTRAL_FALLBACK.to_stored() == {"score": 0.0, "label": "Neutral", "emotion": "neutral", "source": "default"}
     assert neutral_fallback("timeout").to_stored()["details"] == {"error": "timeout"}
+
+
+def test_unpaired_surrogates_in_an_answer_become_replacement_characters():
+    """An LLM's JSON can carry `\\ud83d` alone; stored, it made the conversation's page a 500
+    on SQLite and the final save fail on PostgreSQL (found by an audit)."""
+    sentiment = normalize_sentiment({"score": 0.5, "emotion": "happy \ud83d"}, source="llm_separate")
+
+    assert sentiment.emotion == "happy \ufffd"
+    assert normalize_summary("User is \udc00 calm") == "User is \ufffd calm"
+    assert normalize_emotion("joy \U0001f600") == "joy \U0001f600"  # a real pair is kept
+    json.dumps(sentiment.emotion, ensure_ascii=False).encode()  # encodable
