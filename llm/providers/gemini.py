@@ -178,6 +178,8 @@ class GeminiProvider:
             return ProviderBadRequest(detail, provider=name)
         if isinstance(exc, httpx2.TimeoutException | TimeoutError):
             return ProviderTimeout(f"{name}: timed out ({type(exc).__name__})", provider=name)
+        if type(exc) is ValueError:  # the SDK refusing its arguments (a model name with `..`), nothing sent
+            return ProviderBadRequest(f"{name}: {exc}", provider=name)
         # httpx2 (or aiohttp) transport errors: refused connections, a body cut mid-stream, …
         return ProviderUnavailable(f"{name}: {type(exc).__name__}", provider=name)
 

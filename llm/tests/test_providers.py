@@ -212,6 +212,18 @@ async def test_refusals_become_lia_errors_without_retrying(fake, name, status, e
     assert caught.value.public_message
 
 
+@pytest.mark.parametrize("model", ["../../v1beta/models/gemini-2.5-pro", "gemini-2.5-flash:generateContent?x="])
+async def test_a_model_name_gemini_refuses_to_send_is_a_bad_request_at_once(fake, model):
+    """The SDK refuses such a name before sending anything (a ValueError): a bad request, not a
+    provider that is down, so it is not retried (found by an audit: two retries, then "The AI
+    provider is unavailable right now")."""
+    provider = resolve_provider("gemini", model).provider
+    with pytest.raises(ProviderBadRequest):
+        await drain(provider.stream(HELLO, ChatOptions(model=model)), [])
+
+    assert fake.requests == []
+
+
 @pytest.mark.parametrize("name", ["openai", "gemini"])
 async def test_a_rejected_key_is_an_auth_error(fake, name):
     fake.valid_keys = {"the-right-key"}
