@@ -225,8 +225,17 @@ class SecurityMiddleware(Inline, security.SecurityMiddleware):
     pass
 
 
+# The platform's health probes: they name the server by its address (Kubernetes sends the pod's
+# IP as Host), not by a name the API is served under, and their answers hold no URL to poison.
+PROBE_PATHS = frozenset({"/health", "/health/live", "/health/ready"})
+
+
 class CommonMiddleware(Inline, common.CommonMiddleware):
-    pass
+    def process_request(self, request: HttpRequest) -> HttpResponseBase | None:
+        """Django's, which validates the Host against ALLOWED_HOSTS, except for the probes."""
+        if request.path_info in PROBE_PATHS:
+            return None
+        return super().process_request(request)
 
 
 class XFrameOptionsMiddleware(Inline, clickjacking.XFrameOptionsMiddleware):

@@ -129,3 +129,20 @@ def test_cache_down_makes_health_degraded(client, settings):
     assert body["services"]["cache"]["status"] == "degraded"
     assert body["services"]["cache"]["details"] == {"type": "redis", "error": "Cache unavailable"}
     assert body["services"]["database"]["status"] == "healthy"
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/live", "/health/ready"])
+def test_probes_answer_whatever_host_they_name(client, settings, path):
+    """A platform's probe names the server by its address (Kubernetes sends the pod's IP as
+    Host): found by an audit answering 400, so the pod would never have been ready. The API
+    still refuses hosts it isn't served under."""
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+    settings.DEBUG = False
+
+    probe = client.get(path, HTTP_HOST="10.0.0.5:8000")
+    api = client.get("/api/v1/chat/models", HTTP_HOST="10.0.0.5:8000")
+    root = client.get("/", HTTP_HOST="10.0.0.5:8000")
+
+    assert probe.status_code == 200
+    assert api.status_code == 400
+    assert root.status_code == 400

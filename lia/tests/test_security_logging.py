@@ -293,3 +293,15 @@ async def test_no_secret_reaches_the_logs_across_the_auth_and_chat_flow(async_we
     for secret in [*secrets, *tokens, *(t.split(".")[1] for t in tokens), *(t.split(".")[2] for t in tokens)]:
         assert secret not in logged, secret
     assert "Bearer " not in logged
+
+
+@pytest.mark.django_db
+def test_a_refused_host_is_one_warning_line_without_a_traceback(json_log, settings):
+    settings.DEBUG = False
+
+    response = Client().get("/api/v1/chat/models", HTTP_HOST="scanner.invalid")
+
+    assert response.status_code == 400
+    [line] = [line for line in json_log() if "scanner.invalid" in line["event"]]
+    assert line["level"] == "warning"
+    assert "exception" not in line
