@@ -10,6 +10,7 @@ Errors are LLMError subclasses with a user-safe `public_message`.
 from llm.catalogue import model_catalogue
 from llm.exceptions import (
     LLMError,
+    ModelNotOffered,
     ProviderAuthError,
     ProviderBadRequest,
     ProviderNotConfigured,
@@ -28,6 +29,7 @@ __all__ = [
     "Delta",
     "Finish",
     "LLMError",
+    "ModelNotOffered",
     "Provider",
     "ProviderAuthError",
     "ProviderBadRequest",

@@ -45,6 +45,15 @@ def model_catalogue() -> dict[str, list[dict[str, Any]]]:
     return catalogue
 
 
+def offered_models(provider: str) -> frozenset[str]:
+    """The ids of `provider`'s catalogued models."""
+    config = provider_configs().get(provider) or {}
+    models = config.get("MODELS")
+    if models is None:
+        models = DEFAULT_MODELS.get(provider, [])
+    return frozenset(_model_entry(item)["id"] for item in models)
+
+
 def default_model(provider: str) -> str | None:
     """The first catalogued model of `provider` (what llm_check uses when given no model)."""
     models = model_catalogue().get(provider) or []

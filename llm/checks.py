@@ -7,7 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Warning, register
 
-from llm.registry import OFFLINE, is_configured, offline_fallback_enabled, provider_configs
+from llm.catalogue import offered_models
+from llm.registry import OFFLINE, catalogue_only, is_configured, offline_fallback_enabled, provider_configs
 
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 KEY_ENV = {"gemini": "GEMINI_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -54,6 +55,16 @@ def check_llm_providers(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             env_name = "LLM_" + name.upper().replace("-", "_") + "_BASE_URL"
             messages.append(
                 Error(f"OpenAI-compatible provider {name!r} has no base URL.", hint=f"Set {env_name}.", id="llm.E004")
+            )
+        if is_configured(config) and catalogue_only() and not offered_models(name):
+            env_name = "LLM_" + name.upper().replace("-", "_") + "_MODELS"
+            messages.append(
+                Warning(
+                    f"LLM provider {name!r} lists no models: with LLM_CATALOGUE_ONLY every turn sent to it"
+                    " ends with an error.",
+                    hint=f"Set {env_name}, or LLM_CATALOGUE_ONLY=false.",
+                    id="llm.W003",
+                )
             )
         if is_configured(config):
             continue

@@ -20,6 +20,12 @@ class UnknownProvider(LLMError):
     public_message = "Unknown AI provider."
 
 
+class ModelNotOffered(LLMError):
+    """A model outside its provider's catalogue, where only those are served (LLM_CATALOGUE_ONLY)."""
+
+    public_message = "This model is not available here."
+
+
 class ProviderNotConfigured(LLMError):
     public_message = "The selected AI provider is not configured on this server."
 

@@ -20,7 +20,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from llm.exceptions import ProviderNotConfigured, UnknownProvider
+from llm.exceptions import ModelNotOffered, ProviderNotConfigured, UnknownProvider
 from llm.interface import Provider
 
 OFFLINE = "offline"
@@ -66,6 +66,14 @@ def offline_fallback_enabled() -> bool:
     return settings.DEBUG if explicit is None else bool(explicit)
 
 
+def catalogue_only() -> bool:
+    """Whether a turn may ask only for the models GET /models lists (LLM_CATALOGUE_ONLY; unset:
+    in production, not in development): any other name would be sent to the vendor with the
+    operator's key, the priciest model it can reach included."""
+    explicit = getattr(settings, "LLM_CATALOGUE_ONLY", None)
+    return not settings.DEBUG if explicit is None else bool(explicit)
+
+
 def get_provider(name: str) -> Provider:
     """The cached provider instance for `name`, whatever its configuration state."""
     provider = _instances.get(name)
@@ -101,6 +109,11 @@ def resolve_provider(name: str, model: str) -> ResolvedProvider:
     configs = provider_configs()
     if name not in configs:
         raise UnknownProvider(f"unknown provider {name!r}", provider=name)
+    if catalogue_only():
+        from llm.catalogue import offered_models  # it reads the registry's configs
+
+        if model not in offered_models(name):
+            raise ModelNotOffered(f"{name}: {model!r} is not in the catalogue", provider=name)
     if is_configured(configs[name]):
         return ResolvedProvider(get_provider(name), name, model, served_by=name, offline=name == OFFLINE)
     if offline_fallback_enabled() and OFFLINE in configs:

@@ -164,6 +164,25 @@ async def test_unknown_model_is_an_error_event(stream, alice, fake_llm_providers
     assert "unknown model" in events[-1][2]["message"]
 
 
+@pytest.mark.parametrize(("provider", "model"), [("openai", "o1-pro"), ("gemini", "tunedModels/anything")])
+async def test_production_serves_catalogued_models_only(stream, alice, fake_llm_providers, settings, provider, model):
+    """Any model name used to reach the vendor with the operator's key, the priciest one it can
+    reach included (found by an audit). In production only the catalogue's are served: another
+    is the contract's 200 + error event, the user's message kept, no provider called."""
+    settings.LLM_CATALOGUE_ONLY = None  # its default: on when DEBUG is off
+    settings.DEBUG = False
+
+    _, refused = await stream(alice, chat("Hi", provider, model))
+    _, served = await stream(alice, chat("Hi", "openai", "gpt-4.1-mini"))
+
+    assert [name for _, name, _ in refused] == ["start", "error"]
+    assert refused[-1][2] == {"message": "This model is not available here."}
+    assert [request.path for request in fake_llm_providers.requests] == ["/v1/chat/completions"]
+    assert [name for _, name, _ in served][-1] == "done"
+    stored = await sync_to_async(list)(Message.objects.order_by("id").values_list("role", "content", "status"))
+    assert stored[:2] == [("user", "Hi", "complete"), ("assistant", "", "failed")]
+
+
 @pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("gemini", "gemini-2.5-flash")])
 async def test_disconnect_closes_the_upstream_stream(alice, fake_llm_providers, provider, model):
     fake_llm_providers.script(chunks=20, delay=0.05)

@@ -399,6 +399,11 @@ LLM_PROVIDERS["offline"] = {
 # event (false). Unset: on in development (DEBUG), off in production.
 LLM_OFFLINE_FALLBACK = env.bool("LLM_OFFLINE_FALLBACK", default=None)
 
+# Serve only the models GET /models lists (each provider's MODELS, or the contract's defaults):
+# a turn asking for another ends with an error event before any provider is called. Unset: on
+# in production, off in development. Off, any model name reaches the vendor with your key.
+LLM_CATALOGUE_ONLY = env.bool("LLM_CATALOGUE_ONLY", default=None)
+
 # Per call, in seconds: opening the connection, waiting for the first token (thinking models
 # can be slow), silence between tokens, and the whole call. Retries (with backoff, honouring a
 # vendor's Retry-After up to LLM_MAX_RETRY_WAIT) happen only before the first token.

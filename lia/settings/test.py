@@ -58,6 +58,8 @@ LLM_PROVIDERS = {
     "offline": {"BACKEND": "llm.providers.offline.OfflineProvider", "OPTIONS": {"DELAY_MS": 1, "THOUGHTS": True}},
 }
 LLM_OFFLINE_FALLBACK = True
+# Tests ask for models of their own; the catalogue rule has tests of its own (llm, conversations).
+LLM_CATALOGUE_ONLY = False
 LLM_CONNECT_TIMEOUT = 2.0
 LLM_FIRST_TOKEN_TIMEOUT = 5.0
 LLM_IDLE_TIMEOUT = 5.0

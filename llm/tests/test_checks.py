@@ -58,3 +58,19 @@ def test_configuration_mistakes_are_errors(settings):
     found = ids(check_llm_providers())
 
     assert {"llm.E001", "llm.E002", "llm.E003", "llm.E004"} <= set(found)
+
+
+def test_a_provider_listing_no_models_is_a_warning_when_only_those_are_served(settings):
+    settings.DEBUG = False
+    settings.LLM_CATALOGUE_ONLY = None
+    settings.LLM_PROVIDERS = {
+        **{name: {**config, "API_KEY": "k"} for name, config in settings.LLM_PROVIDERS.items()},
+        "ollama": {"BACKEND": "llm.providers.openai.OpenAICompatibleProvider", "BASE_URL": "http://127.0.0.1:9"},
+    }
+
+    assert ids(check_llm_providers()) == ["llm.W003"]
+    settings.LLM_PROVIDERS["ollama"]["MODELS"] = ["llama3.2"]
+    assert ids(check_llm_providers()) == []
+    settings.LLM_CATALOGUE_ONLY = False
+    del settings.LLM_PROVIDERS["ollama"]["MODELS"]
+    assert ids(check_llm_providers()) == []
