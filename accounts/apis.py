@@ -20,6 +20,7 @@ from accounts.models import USERNAME_PATTERN, User
 from accounts.ratelimit import Decision, rate_limit_refund
 from accounts.services import token_refresh, token_revoke, user_login, user_register
 from accounts.tokens import IssuedToken, token_decode, token_issue, token_user
+from accounts.validators import password_character_problem
 
 logger = structlog.get_logger("lia.accounts")
 
@@ -95,13 +96,8 @@ class RegisterApi(APIView):
             return value
 
         def validate_password(self, value: str) -> str:
-            for pattern, kind in (
-                ("[A-Z]", "uppercase letter"),
-                ("[a-z]", "lowercase letter"),
-                ("[0-9]", "digit"),
-            ):
-                if not re.search(pattern, value):
-                    raise serializers.ValidationError(f"Password must contain at least one {kind}")
+            if problem := password_character_problem(value):
+                raise serializers.ValidationError(problem)
             return value
 
     def post(self, request: Request) -> Response:

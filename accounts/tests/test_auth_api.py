@@ -177,6 +177,17 @@ def test_login_sets_cookie_and_matches_email_case_insensitively(web, alice: Pers
     assert response.cookies["access_token"].value == body["access_token"]
 
 
+def test_a_login_is_the_users_last_login_and_ends_no_session(web, alice: Persona):
+    assert alice.user.last_login is None
+
+    response = post_json(web, LOGIN, {"email": "alice@example.com", "password": PASSWORD})
+
+    alice.user.refresh_from_db()
+    assert response.status_code == 200
+    assert alice.user.last_login is not None
+    assert web.get("/api/v1/auth/me", headers=alice.bearer).status_code == 200  # the earlier token too
+
+
 def test_wrong_password_and_unknown_email_look_the_same(web, alice):
     wrong_password = post_json(web, LOGIN, {"email": "alice@example.com", "password": "Wrong1234"})
     unknown_email = post_json(web, LOGIN, {"email": "nobody@example.com", "password": "Wrong1234"})

@@ -198,9 +198,10 @@ PASSWORD_HASHERS = [
     # (`bcrypt$$2b$…`): verified, then upgraded to the first hasher on login.
     "accounts.hashers.LegacyBCryptPasswordHasher",
 ]
-# The password rules of CONTRACT §5.1 live in accounts' serializers; Django's own
-# validators would reject passwords the contract accepts.
-AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+# The password rules of CONTRACT §5.1, for the admin's forms and manage.py's password commands
+# (the API checks the same rules with the contract's messages). Django's own validators would
+# reject passwords the contract accepts.
+AUTH_PASSWORD_VALIDATORS = [{"NAME": "accounts.validators.ContractPasswordValidator"}]
 
 JWT_SECRET_KEY = env.str("JWT_SECRET_KEY", default="")
 if DEBUG and not JWT_SECRET_KEY:
