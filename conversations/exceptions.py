@@ -30,3 +30,9 @@ class TokenBudgetSpent(ConversationsError):
     def __init__(self, retry_after: int) -> None:
         super().__init__("You have used today's token budget. Please try again after it resets.")
         self.retry_after = retry_after
+
+
+class ConversationGone(Exception):
+    """The conversation of a reply still streaming was deleted meanwhile (by its user in another
+    tab, or by staff in the admin): there is nowhere left to store the reply. Not a ConversationsError:
+    it happens inside a stream, never as an HTTP answer."""

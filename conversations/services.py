@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.exceptions import TokenRejected
 from accounts.models import User
 from accounts.tokens import TokenClaims, claims_user, fingerprint_pads
-from conversations.exceptions import ConversationNotFound, TooManyStreams
+from conversations.exceptions import ConversationGone, ConversationNotFound, TooManyStreams
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.selectors import (
     context_fit,
@@ -279,13 +279,14 @@ def turn_finish(
     *, turn: TurnStart, result: TurnResult, sentiment_fold: SentimentFold | None = None
 ) -> dict[str, Any] | None:
     """Store the reply and fold the sentiment in, atomically. Returns the user message's
-    sentiment_data (None when there was none, or the conversation was deleted meanwhile)."""
+    sentiment_data (None when there was none). Raises ConversationGone when the conversation was
+    deleted meanwhile."""
     now = timezone.now()
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().filter(pk=turn.conversation_id).first()
         if conversation is None:
             logger.info("chat.turn.conversation_gone", conversation_id=str(turn.conversation_id))
-            return None
+            raise ConversationGone()
         sentiment_data = None
         if sentiment_fold is not None:
             conversation.sentiment_state, sentiment_data = sentiment_fold(conversation.sentiment_state)
@@ -321,11 +322,15 @@ def turn_checkpoint(*, turn: TurnStart, content: str) -> bool:
     the write is the heartbeat that tells other requests the reply is still alive. Returns
     False once a later turn of the conversation has superseded the reply (`turn_supersede_earlier`):
     its stream should stop. (A reply the sweep marked during a database outage, with no later
-    turn, streams on and is stored whole.)"""
+    turn, streams on and is stored whole.) Raises ConversationGone once the conversation has been
+    deleted: its stream should stop too."""
     if Message.objects.filter(pk=turn.assistant_message_id, status=TurnStatus.STREAMING).update(
         content=content, updated_at=timezone.now()
     ):
         return True
+    if not Message.objects.filter(pk=turn.assistant_message_id).exists():
+        logger.info("chat.turn.conversation_gone", conversation_id=str(turn.conversation_id))
+        raise ConversationGone()
     return not conversation_has_later_turn(conversation_id=turn.conversation_id, after_id=turn.assistant_message_id)
 
 

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from django.http import StreamingHttpResponse
 
+from conversations.exceptions import ConversationGone
 from conversations.models import TurnStatus
 from conversations.selectors import conversation_has_turn_in_flight
 from conversations.services import (
@@ -69,6 +70,7 @@ KEEPALIVE = b": keep-alive\n\n"
 GENERIC_ERROR = "An error occurred processing your request."
 TOO_LONG_ERROR = "The reply took too long and was stopped."
 SUPERSEDED_ERROR = "A newer message in this conversation replaced this reply."
+GONE_ERROR = "This conversation was deleted."
 SAVE_TIMEOUT_SECONDS = 8.0  # under daphne's 10 s application_close_timeout
 
 
@@ -155,6 +157,7 @@ class TurnProgress:
     started: float = field(default_factory=time.monotonic)
     first_token_ms: float | None = None
     superseded: bool = False  # a later turn of the conversation took over (its heartbeat found)
+    gone: bool = False  # the conversation was deleted (its heartbeat found)
 
     def result(self, plan: TurnPlan, status: TurnStatus) -> TurnResult:
         usage = self.finish.usage if self.finish else None
@@ -320,6 +323,8 @@ async def _save_after_disconnect(plan: TurnPlan, result: TurnResult) -> None:
     try:
         save = _save(plan, result, within=SAVE_TIMEOUT_SECONDS - 1)
         await asyncio.wait_for(asyncio.shield(save), SAVE_TIMEOUT_SECONDS)
+    except ConversationGone:
+        pass  # deleted meanwhile: nothing to store (turn_finish logged it)
     except BaseException:
         logger.exception(
             "chat.turn.save_failed",
@@ -337,6 +342,9 @@ async def _heartbeat(plan: TurnPlan, progress: "TurnProgress") -> None:
             if not await checkpoint(turn=plan.turn, content="".join(progress.reply)):
                 progress.superseded = True  # the stream stops at its next item or keep-alive
                 return
+        except ConversationGone:
+            progress.gone = True  # the same
+            return
         except Exception as exc:  # a missed checkpoint costs nothing but durability
             logger.warning("chat.turn.checkpoint_failed", error=type(exc).__name__)
 
@@ -464,6 +472,8 @@ def _store_unstreamed(plan: TurnPlan) -> None:
     )
     try:
         turn_finish(turn=plan.turn, result=TurnProgress().result(plan, TurnStatus.INTERRUPTED))
+    except ConversationGone:
+        pass
     except Exception:
         logger.exception("chat.turn.save_failed", message_id=plan.turn.assistant_message_id)
 
@@ -504,6 +514,8 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                 async for item in items:
                     if progress.superseded:
                         raise TurnSuperseded()
+                    if progress.gone:
+                        raise ConversationGone()
                     if isinstance(item, bytes):
                         yield item
                     elif isinstance(item, TextDelta):
@@ -556,6 +568,11 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
         sentiment_data = save.result()
         yield frame("sentiment", sentiment_event(sentiment_data))
         yield frame("done", {"finish_reason": "stop"})
+    except ConversationGone:
+        # Deleted while its reply streamed (found by an audit: the stream went on to `done`
+        # with nothing stored). There is nothing to store, nor anywhere to store it.
+        stored = True
+        yield frame("error", {"message": GONE_ERROR})
     except Exception:
         # Never raise after the first byte: daphne would leave the client hanging.
         logger.exception("chat.turn.failed")

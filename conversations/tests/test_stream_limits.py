@@ -164,6 +164,31 @@ async def test_checkpoints_store_the_reply_while_it_streams(alice, scripted, set
     assert (await wait_for_status(assistant_id, "interrupted")).content.startswith(stored.content)
 
 
+@pytest.mark.parametrize("checkpoint_seconds", [0.1, 60])  # found by its next checkpoint, or by its final save
+async def test_a_conversation_deleted_while_its_reply_streams_ends_the_stream(
+    alice, scripted, settings, checkpoint_seconds
+):
+    """Deleted meanwhile (by its user in another tab, by staff in the admin): the stream ends with
+    an `error`, not `sentiment` and `done` for a reply stored nowhere (found by an audit: it
+    streamed on to `done`), and nothing of it is left behind."""
+    settings.CHAT_CHECKPOINT_SECONDS = checkpoint_seconds
+    scripted.reply(*[f"w{i} " for i in range(40)], delay=0.02)
+    communicator = await open_stream(alice.token, body())
+    events = await read_until(communicator, 3)
+
+    await sync_to_async(Conversation.objects.filter(pk=events[0][2]["conversation_id"]).delete)()
+    events += await read_to_end(communicator)
+
+    names = [name for _, name, _ in events]
+    assert names[-1] == "error"
+    assert "sentiment" not in names
+    assert "done" not in names
+    assert events[-1][2] == {"message": "This conversation was deleted."}
+    if checkpoint_seconds < 1:
+        assert names.count("chunk") < 40  # stopped at its next checkpoint, not at the reply's end
+    assert not await sync_to_async(Message.objects.exists)()
+
+
 def test_a_reply_stored_after_a_later_turn_began_leaves_the_conversations_status_alone(alice):
     """An aborted or superseded reply's final save can land after the next turn started, or even
     ended: the conversation's status stays its latest turn's."""
