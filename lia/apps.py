@@ -3,7 +3,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 MIN_SECRET_LENGTH = 32
-MIN_SECRET_UNIQUE_CHARACTERS = 5
+MIN_SECRET_UNIQUE_CHARACTERS = 10  # a random key of 32 hex digits has ~14 different ones
 
 
 def secret_problem(value: str) -> str | None:

@@ -42,9 +42,10 @@ STRONG = {
 @pytest.mark.parametrize(
     ("overrides", "complaint"),
     [
-        ({"DJANGO_SECRET_KEY": ""}, "SECRET_KEY"),
+        ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY is not set"),
         ({"DJANGO_SECRET_KEY": "too-short"}, "DJANGO_SECRET_KEY is weak"),
         ({"DJANGO_SECRET_KEY": "a" * 60}, "DJANGO_SECRET_KEY is weak"),
+        ({"JWT_SECRET_KEY": "abcde" * 7}, "JWT_SECRET_KEY is weak"),  # passed, found by an audit
         ({"JWT_SECRET_KEY": ""}, "JWT_SECRET_KEY is not set"),
     ],
 )
