@@ -52,6 +52,24 @@ def test_without_keys_only_the_offline_provider_is_checked():
     assert "I'm **Lia**, running in offline mode" in output
 
 
+def test_a_default_provider_without_a_key_fails_the_check_in_production(settings):
+    """Found by an audit: "1 provider(s) checked, 1 ok" (the offline one) and exit 0, while every
+    chat turn on the default provider ended with an error."""
+    settings.LLM_OFFLINE_FALLBACK = False
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="the default provider unusable"):
+        call_command("llm_check", stdout=out)
+
+    assert "gemini: FAILED: the default provider has no API key" in out.getvalue()
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_max_tokens_must_be_positive(value):
+    with pytest.raises(CommandError, match="max-tokens"):
+        run("--max-tokens", value)
+
+
 def test_unknown_provider_is_a_usage_error():
     with pytest.raises(CommandError, match="Unknown provider"):
         run("--provider", "nope")

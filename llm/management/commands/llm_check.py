@@ -2,15 +2,23 @@ import asyncio
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from llm.catalogue import default_model
 from llm.exceptions import LLMError
 from llm.interface import ChatMessage, ChatOptions, Finish, TextDelta, ThoughtDelta
-from llm.registry import is_configured, provider_configs, resolve_provider
+from llm.registry import is_configured, offline_fallback_enabled, provider_configs, resolve_provider
 
 DEFAULT_PROMPT = "Say hello in one short sentence."
 HEADINGS = {ThoughtDelta: "  thinking: ", TextDelta: "  reply: "}
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
 
 
 class Command(BaseCommand):
@@ -23,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--provider", action="append", dest="providers", metavar="NAME", help="repeatable")
         parser.add_argument("--model", help="default: the provider's first catalogued model")
         parser.add_argument("--prompt", default=DEFAULT_PROMPT)
-        parser.add_argument("--max-tokens", type=int, default=256)
+        parser.add_argument("--max-tokens", type=_positive, default=256)
 
     def handle(self, *args: Any, **options: Any) -> None:
         configs = provider_configs()
@@ -39,6 +47,16 @@ class Command(BaseCommand):
                     self.stdout.write(f"{name}: skipped (no API key)")
         failures = asyncio.run(self._check_all(names, options))
         summary = f"{len(names)} provider(s) checked, {len(names) - failures} ok"
+        default = settings.DEFAULT_LLM_PROVIDER
+        if default in configs and not is_configured(configs[default]) and not offline_fallback_enabled():
+            # Found by an audit: "1 ok" (the offline provider) while every turn failed.
+            self.stdout.write(
+                self.style.ERROR(
+                    f"{default}: FAILED: the default provider has no API key; every chat turn sent to it fails"
+                )
+            )
+            failures += 1
+            summary += ", the default provider unusable"
         if failures:
             raise CommandError(f"{summary}, {failures} failed")
         self.stdout.write(self.style.SUCCESS(summary))
