@@ -167,6 +167,36 @@ def check_chat_context(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     )
 
 
+@register()
+def check_database_pool(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """psycopg_pool refuses these sizes when it creates the pool, which is on the first query:
+    the server would start, then answer every request that reads the database with a 500."""
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    if not isinstance(pool, dict):  # no pool (SQLite), or psycopg_pool's defaults (pool=True)
+        return []
+    low, high = pool.get("min_size", 4), pool.get("max_size")
+    problems: list[CheckMessage] = []
+    if low < 0:
+        problems.append(Error(f"DATABASE_POOL_MIN_SIZE is {low}: it can't be negative.", id="lia.E007"))
+    if high is not None and high < 1:
+        problems.append(Error(f"DATABASE_POOL_MAX_SIZE is {high}: it must be at least 1.", id="lia.E007"))
+    elif high is not None and high < low:
+        problems.append(
+            Error(
+                f"DATABASE_POOL_MAX_SIZE ({high}) is less than DATABASE_POOL_MIN_SIZE ({low}).",
+                hint="The pool can't be created with these sizes, so every request that reads the database "
+                "would fail: raise DATABASE_POOL_MAX_SIZE or lower DATABASE_POOL_MIN_SIZE (the defaults are 10 "
+                "and 2).",
+                id="lia.E007",
+            )
+        )
+    if pool.get("timeout", 1) <= 0:
+        problems.append(Error("DATABASE_POOL_TIMEOUT must be more than 0 seconds.", id="lia.E008"))
+    if pool.get("max_waiting", 0) < 0:
+        problems.append(Error("DATABASE_POOL_MAX_WAITING can't be negative (0: no limit).", id="lia.E008"))
+    return problems
+
+
 @register(Tags.security)
 def check_cookie_samesite(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     if settings.COOKIE_SAMESITE.lower() not in {"lax", "strict", "none"}:

@@ -92,3 +92,22 @@ def test_serve_without_secrets_refuses_to_start_with_the_reason(debug, tmp_path)
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set. Production (DJANGO_DEBUG=false) needs a strong secret" in result.stderr
     assert "Lia serving" not in result.stdout
+
+
+def test_serve_runs_the_system_checks_and_an_error_stops_it(tmp_path):
+    """An invalid pool (lia.E007) passed every check, and the server started only to answer every
+    login with a 500 (found by an audit): serve runs the checks, and an error stops it."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "JWT_", "DATABASE_"))}
+    env.update(DJANGO_DEBUG="true", DATABASE_URL="postgres://lia@db.invalid:5432/lia", DATABASE_POOL_MIN_SIZE="12")
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--port", "0", "--workers", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "(lia.E007) DATABASE_POOL_MAX_SIZE (10) is less than DATABASE_POOL_MIN_SIZE (12)" in result.stderr
+    assert "Lia serving" not in result.stdout

@@ -13,8 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_"))}
-    clean.pop("DATABASE_URL", None)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "DATABASE_"))}
     clean.pop("REDIS_URL", None)
     return subprocess.run(  # noqa: S603 - fixed argv, our own manage.py
         [sys.executable, "manage.py", *args],
@@ -92,6 +91,36 @@ def test_jwt_settings_outside_the_contract_are_refused(overrides, complaint):
 
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+POSTGRES = {"DJANGO_DEBUG": "true", "DATABASE_URL": "postgres://lia@db.invalid:5432/lia"}
+
+
+@pytest.mark.parametrize(
+    ("sizes", "complaint"),
+    [
+        ({"DATABASE_POOL_MIN_SIZE": "12"}, "DATABASE_POOL_MAX_SIZE (10) is less than DATABASE_POOL_MIN_SIZE (12)"),
+        ({"DATABASE_POOL_MAX_SIZE": "0"}, "DATABASE_POOL_MAX_SIZE is 0: it must be at least 1"),
+        ({"DATABASE_POOL_MAX_SIZE": "-3"}, "DATABASE_POOL_MAX_SIZE is -3: it must be at least 1"),
+        ({"DATABASE_POOL_MIN_SIZE": "-1"}, "DATABASE_POOL_MIN_SIZE is -1: it can't be negative"),
+        ({"DATABASE_POOL_TIMEOUT": "0"}, "DATABASE_POOL_TIMEOUT must be more than 0 seconds"),
+        ({"DATABASE_POOL_MAX_WAITING": "-1"}, "DATABASE_POOL_MAX_WAITING can't be negative"),
+    ],
+)
+def test_a_pool_psycopg_would_refuse_fails_the_checks(sizes, complaint):
+    """Found by an audit: these passed `check --deploy`, the server started, and every login got a
+    500 from psycopg_pool ("max_size must be greater or equal than min_size") on its first query."""
+    result = manage("check", **POSTGRES, **sizes)
+
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+def test_the_default_pool_and_a_valid_one_pass_the_checks():
+    for sizes in ({}, {"DATABASE_POOL_MIN_SIZE": "0", "DATABASE_POOL_MAX_SIZE": "1"}):
+        result = manage("check", **POSTGRES, **sizes)
+
+        assert result.returncode == 0, result.stderr
 
 
 READ_DEFAULTS = """
