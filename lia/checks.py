@@ -135,6 +135,24 @@ def check_rate_limit_store(app_configs: Any = None, **kwargs: Any) -> list[Check
     ]
 
 
+@register(Tags.security, deploy=True)
+def check_proxy_client_address(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Behind a proxy, the socket peer is the proxy: without TRUSTED_PROXY_COUNT every client has
+    its address, and the per-address sign-in limit counts them all as one."""
+    if settings.SECURE_PROXY_SSL_HEADER is None or settings.TRUSTED_PROXY_COUNT > 0:
+        return []
+    return [
+        Warning(
+            "DJANGO_BEHIND_PROXY=true but TRUSTED_PROXY_COUNT=0: every client gets the proxy's address, so the "
+            "per-address sign-in limit is shared by all of them and one client's attempts lock everyone out "
+            "(429).",
+            hint="Set TRUSTED_PROXY_COUNT to the number of proxies in front of Lia that append to "
+            "X-Forwarded-For (1 for a single load balancer).",
+            id="lia.W006",
+        )
+    ]
+
+
 def _settings_below(names: tuple[str, ...], minimum: int, *, hint: str, id: str) -> list[CheckMessage]:
     return [
         Error(f"{name} must be at least {minimum}.", hint=hint, id=id)

@@ -49,6 +49,8 @@ def test_secure_settings_raise_nothing(settings):
         ({"CSRF_COOKIE_SECURE": False}, "security.W016"),
         ({"DEBUG": True}, "security.W018"),
         ({"MIDDLEWARE": ["lia.middleware.RequestContextMiddleware"]}, "lia.W005"),
+        # Found by an audit: every client had the proxy's address in the per-IP sign-in limit.
+        ({"SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"), "TRUSTED_PROXY_COUNT": 0}, "lia.W006"),
     ],
 )
 def test_insecure_settings_fail_the_deployment_checklist(settings, overrides, problem):
@@ -57,6 +59,12 @@ def test_insecure_settings_fail_the_deployment_checklist(settings, overrides, pr
 
 def test_without_credentials_a_wildcard_is_not_lias_concern(settings):
     assert "lia.E003" not in deploy_problems(settings, CORS_ORIGINS=["*"], CORS_ALLOW_CREDENTIALS=False)
+
+
+def test_behind_a_proxy_that_is_counted_or_without_one_is_fine(settings):
+    behind = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert "lia.W006" not in deploy_problems(settings, SECURE_PROXY_SSL_HEADER=behind, TRUSTED_PROXY_COUNT=1)
+    assert "lia.W006" not in deploy_problems(settings, SECURE_PROXY_SSL_HEADER=None, TRUSTED_PROXY_COUNT=0)
 
 
 def test_a_per_process_rate_limit_is_reported_not_failed(settings):
