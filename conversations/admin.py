@@ -2,23 +2,46 @@
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import PAGE_VAR
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 
 from conversations.models import Conversation, Message
 
+# A conversation's page shows at most this many of its messages, the latest (a conversation of
+# 20 000 messages was 11 MB of HTML), and says how many earlier ones it leaves out.
+TRANSCRIPT_MAX_MESSAGES = 500
+
+
+class AtLeast(int):
+    """A count that stopped at its cap: the changelist shows it as "10000+"."""
+
+    def __str__(self) -> str:
+        return f"{int(self)}+"
+
 
 class CappedCountPaginator(Paginator):
-    """Counting a big table on every changelist page is a full scan: count up to CAP rows."""
+    """Counting a big table on every changelist page is a full scan: count up to CAP rows, or up to
+    PAGES_AHEAD pages past the page asked for (`reach`), whichever is more. A count that reaches
+    its cap is shown as "N+", and the last page it links to asks for more, so every page can be
+    reached, by its links or its number; the count reads about as many rows as the page's own
+    OFFSET already does."""
 
     CAP = 10_000
+    PAGES_AHEAD = 10
+
+    def __init__(self, *args: Any, reach: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cap = max(self.CAP, (max(reach, 1) + self.PAGES_AHEAD) * self.per_page)
 
     @cached_property
     def count(self) -> int:  # type: ignore[override]
-        return self.object_list.order_by().values("pk")[: self.CAP].count()
+        count = self.object_list.order_by().values("pk")[: self.cap + 1].count()
+        return AtLeast(self.cap) if count > self.cap else count
 
 
 class SentimentLabelFilter(admin.SimpleListFilter):
@@ -34,8 +57,28 @@ class SentimentLabelFilter(admin.SimpleListFilter):
         return queryset
 
 
+class LatestMessagesFormSet(BaseInlineFormSet):
+    """The conversation's latest TRANSCRIPT_MAX_MESSAGES messages, oldest first."""
+
+    def get_queryset(self) -> list[Message]:  # type: ignore[override]
+        if not hasattr(self, "_queryset"):
+            latest = list(self.queryset.order_by("-created_at", "-id")[:TRANSCRIPT_MAX_MESSAGES])
+            latest.reverse()
+            full = len(latest) == TRANSCRIPT_MAX_MESSAGES
+            self._not_shown = self.queryset.count() - len(latest) if full else 0
+            self._queryset = latest
+        return self._queryset
+
+    @property
+    def not_shown(self) -> int:
+        """How many earlier messages the transcript leaves out."""
+        self.get_queryset()
+        return self._not_shown
+
+
 class MessageInline(admin.TabularInline):
     model = Message
+    formset = LatestMessagesFormSet
     fields = ("created_at", "role", "status", "content", "sentiment", "served_by")
     readonly_fields = fields
     ordering = ("created_at", "id")
@@ -102,6 +145,27 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return super().get_queryset(request).annotate(message_count=Count("messages"))
+
+    def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, *args: Any, **kwargs: Any) -> Any:
+        try:
+            reach = int(request.GET.get(PAGE_VAR, 1))
+        except ValueError:
+            reach = 1
+        return self.paginator(queryset, per_page, *args, reach=reach, **kwargs)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        for inline in context.get("inline_admin_formsets", []):
+            not_shown = getattr(inline.formset, "not_shown", 0)
+            if not_shown:
+                shown = inline.formset.initial_form_count()
+                messages.warning(
+                    request,
+                    f"This conversation has {shown + not_shown:,} messages: the transcript shows the latest "
+                    f"{shown:,}, not the {not_shown:,} earlier ones.",
+                )
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

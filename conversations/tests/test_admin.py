@@ -1,5 +1,11 @@
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from conversations.admin import TRANSCRIPT_MAX_MESSAGES
 from conversations.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +107,99 @@ def test_normal_users_are_refused(client, alice, chat):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def long_conversation(user, count: int) -> Conversation:
+    conversation = Conversation.objects.create(user=user, title="Long one")
+    start = timezone.now() - timedelta(days=1)
+    Message.objects.bulk_create(
+        Message(
+            conversation=conversation, role="user", content=f"message {n:05}", created_at=start + timedelta(seconds=n)
+        )
+        for n in range(count)
+    )
+    return conversation
+
+
+def test_a_long_conversation_shows_its_latest_messages_and_says_how_many_are_not_shown(
+    admin_client, alice, django_assert_max_num_queries
+):
+    """Found by an audit: a conversation of 20 000 messages rendered them all (11 MB of HTML, 9 s)."""
+    conversation = long_conversation(alice.user, TRANSCRIPT_MAX_MESSAGES + 25)
+
+    with django_assert_max_num_queries(15):
+        response = admin_client.get(f"/admin/conversations/conversation/{conversation.pk}/change/")
+
+    page = response.content.decode()
+    assert page.count('class="lia-message ') == TRANSCRIPT_MAX_MESSAGES
+    assert "message 00024" not in page  # the earliest are left out
+    assert "message 00025" in page
+    assert f"message {TRANSCRIPT_MAX_MESSAGES + 24:05}" in page  # the latest is shown
+    assert page.index("message 00025") < page.index("message 00026")  # still oldest first
+    assert (
+        f"This conversation has {TRANSCRIPT_MAX_MESSAGES + 25:,} messages: the transcript shows the latest "
+        f"{TRANSCRIPT_MAX_MESSAGES}, not the 25 earlier ones."
+    ) in page
+
+
+def test_the_page_of_a_conversation_does_not_grow_with_its_length(admin_client, alice):
+    sizes, queries = [], []
+    for count in (TRANSCRIPT_MAX_MESSAGES, 4 * TRANSCRIPT_MAX_MESSAGES):
+        conversation = long_conversation(alice.user, count)
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get(f"/admin/conversations/conversation/{conversation.pk}/change/")
+        sizes.append(len(response.content))
+        queries.append(len(captured))
+
+    assert sizes[1] < sizes[0] * 1.05  # only the note about the messages left out
+    assert queries[1] <= queries[0] + 1  # counting them
+
+
+def test_a_short_conversation_has_no_note(admin_client, chat):
+    page = admin_client.get(f"/admin/conversations/conversation/{chat.pk}/change/").content.decode()
+
+    assert "This conversation has" not in page
+
+
+@pytest.fixture
+def many_conversations(alice) -> int:
+    """12 001 conversations, the oldest titled "The oldest"."""
+    count = 12_001
+    start = timezone.now() - timedelta(days=30)
+    Conversation.objects.bulk_create(
+        (
+            Conversation(
+                user=alice.user, title="The oldest" if n == 0 else f"c{n}", updated_at=start + timedelta(minutes=n)
+            )
+            for n in range(count)
+        ),
+        batch_size=2000,
+    )
+    return count
+
+
+def test_every_page_of_a_big_changelist_can_be_reached(admin_client, many_conversations):
+    """Found by an audit: with 12 001 conversations the list said "10000", and pages past 100
+    redirected to ?e=1, so the oldest could only be found by searching."""
+    url = "/admin/conversations/conversation/"
+
+    first = admin_client.get(url).content.decode()
+    assert "10000+ conversations" in first  # a capped count says so
+    assert "?p=100" in first
+
+    hundredth = admin_client.get(url, {"p": 100}).content.decode()
+    assert "?p=101" in hundredth  # the next pages are linked from the last one counted
+
+    last = admin_client.get(url, {"p": 121})
+    assert last.status_code == 200
+    assert "The oldest" in last.content.decode()
+    assert "12001 conversations" in last.content.decode()  # counted in full once within reach
+
+
+def test_a_big_changelist_counts_no_more_than_a_few_pages_past_the_one_shown(admin_client, many_conversations):
+    with CaptureQueriesContext(connection) as captured:
+        admin_client.get("/admin/conversations/conversation/")
+
+    counts = [query["sql"] for query in captured if query["sql"].upper().startswith("SELECT COUNT(")]
+    assert len(counts) == 1
+    assert "LIMIT 10001" in counts[0].upper()  # the cap and one more, to tell "10000" from "10000+"
