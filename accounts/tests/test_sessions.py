@@ -6,7 +6,12 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import bcrypt
 import jwt
@@ -385,6 +390,29 @@ def test_end_sessions_command_refuses_unclear_requests(alice, args):
 
     with pytest.raises(CommandError):
         call_command("end_sessions", *args, stdout=StringIO())
+
+
+def test_end_sessions_command_without_a_database_fails_in_one_line():
+    """Found by an audit: ~110 lines of psycopg and pool traceback."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens on it once closed
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "JWT_", "DATABASE_"))}
+    env.update(DJANGO_DEBUG="true", DATABASE_URL=f"postgres://lia@127.0.0.1:{port}/lia", DATABASE_POOL_TIMEOUT="1")
+    result = subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "end_sessions", "--all"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert (
+        result.stderr.splitlines()[-1] == "CommandError: database unavailable: couldn't get a connection after 1.00 sec"
+    )
+    assert "Traceback" not in result.stderr
 
 
 def test_sessions_ended_also_end_legacy_tokens(web, alice):

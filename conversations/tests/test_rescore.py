@@ -83,6 +83,12 @@ def test_rescore_with_an_llm_method_uses_the_conversations_provider(alice, fake_
         (["--conversation", "nope"], "UUID"),
         (["--conversation", "00000000-0000-0000-0000-000000000000"], "no such conversation"),
         (["--since", "yesterday"], "not a date"),
+        # Found by an audit: a raw "ValueError: month must be in 1..12".
+        (
+            ["--since", "2024-13-45"],
+            r"--since: '2024-13-45' is not a valid date or datetime \(month must be in 1\.\.12\)",
+        ),
+        (["--since", "2024-02-30T10:00:00"], "is not a valid date or datetime"),
     ],
 )
 def test_rescore_rejects_bad_arguments(db, args, error):

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.management.commands._database import database_required
 from accounts.models import User
 from accounts.services import user_sessions_end
 
@@ -20,14 +21,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, emails: list[str], all: bool, **options: Any) -> None:
         if all == bool(emails):
             raise CommandError("Give the users' email addresses, or --all (not both).")
-        users = User.objects.all()
-        if not all:
-            found = {}
-            for email in emails:
-                try:
-                    found[email] = User.objects.get_by_natural_key(email).pk
-                except User.DoesNotExist:
-                    raise CommandError(f"No user with the email {email!r}.") from None
-            users = users.filter(pk__in=found.values())
-        count = user_sessions_end(users=users)
+        with database_required():
+            users = User.objects.all()
+            if not all:
+                found = {}
+                for email in emails:
+                    try:
+                        found[email] = User.objects.get_by_natural_key(email).pk
+                    except User.DoesNotExist:
+                        raise CommandError(f"No user with the email {email!r}.") from None
+                users = users.filter(pk__in=found.values())
+            count = user_sessions_end(users=users)
         self.stdout.write(self.style.SUCCESS(f"Ended the sessions of {count} user(s)."))

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from conversations.management.commands._database import database_required
 from conversations.models import Conversation
 from conversations.rescoring import conversation_rescore_sentiment
 from conversations.selectors import parse_conversation_id
@@ -16,9 +17,12 @@ from sentiment import METHODS
 
 
 def _since(value: str) -> datetime:
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+        day = parse_date(value) if parsed is None else None
+    except ValueError as error:  # well-formed but impossible, as 2024-13-45: "month must be in 1..12"
+        raise CommandError(f"--since: {value!r} is not a valid date or datetime ({error})") from None
     if parsed is None:
-        day = parse_date(value)
         if day is None:
             raise CommandError(f"--since: {value!r} is not a date (YYYY-MM-DD) or a datetime")
         parsed = datetime.combine(day, day_start())
@@ -38,6 +42,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=100, help="conversations read per query (default 100)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with database_required():
+            self.rescore(**options)
+
+    def rescore(self, **options: Any) -> None:
         conversations = Conversation.objects.order_by("created_at", "id")
         if options["conversation"]:
             conversation_id = parse_conversation_id(options["conversation"])

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from conversations.management.commands._database import database_required
 from conversations.services import streaming_messages_sweep
 
 
@@ -12,7 +13,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        count = streaming_messages_sweep()
+        with database_required():
+            count = streaming_messages_sweep()
         self.stdout.write(
             self.style.SUCCESS(f"Marked {count} orphaned streaming repl{'y' if count == 1 else 'ies'} as interrupted.")
         )
