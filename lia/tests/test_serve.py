@@ -8,10 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from lia.management.commands import serve
-from lia.management.commands.serve import connection_budget_warning, postgres_accepted_connections
+from lia.management.commands.serve import connection_budget_warning, listening_sockets, postgres_accepted_connections
 from lia.testing.servers import BASE_DIR, postgres_database
 
 
@@ -111,3 +112,38 @@ def test_serve_runs_the_system_checks_and_an_error_stops_it(tmp_path):
     assert result.returncode != 0
     assert "(lia.E007) DATABASE_POOL_MAX_SIZE (10) is less than DATABASE_POOL_MIN_SIZE (12)" in result.stderr
     assert "Lia serving" not in result.stdout
+
+
+def test_a_port_out_of_range_is_an_argument_error():
+    """Found by an audit: `serve --port 99999` ended in an OverflowError traceback."""
+    with pytest.raises(CommandError, match="--port must be between 0 and 65535"):
+        call_command("serve", "--port", "99999", "--workers", "1")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_port_in_use_is_refused_with_the_reason(workers):
+    """Found by an audit: an OSError traceback."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+
+        with pytest.raises(CommandError, match=rf"can't listen on 127\.0\.0\.1:{port}: address in use"):
+            call_command("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers))
+
+
+@pytest.mark.parametrize(("host", "workers"), [("127.0.0.1", 2), ("0.0.0.0", 3), ("127.0.0.1", 1)])  # noqa: S104
+def test_a_second_server_cannot_share_the_port_of_a_running_one(host, workers):
+    """Found by an audit: with SO_REUSEPORT a second `serve` bound the port of a running one
+    without an error, and the kernel split new connections between the old and the new server."""
+    running = listening_sockets("127.0.0.1", 0, count=2, backlog=16)
+    try:
+        port = running[0].getsockname()[1]
+
+        with pytest.raises(OSError, match="Address already in use"):
+            listening_sockets(host, port, count=workers, backlog=16)
+    finally:
+        for listener in running:
+            listener.close()
+
+    again = listening_sockets("127.0.0.1", port, count=2, backlog=16)  # free once the first is gone
+    for listener in again:
+        listener.close()

@@ -6,12 +6,14 @@ with a listen backlog far above Twisted's 50, so a burst of connections is not l
 retransmits) and starts each worker on its own (`lia.uvicorn_worker --fd`, uvicorn shutting down
 as daphne does; or `daphne --fd` with `--server daphne` / WEB_SERVER=daphne): the kernel spreads new
 connections evenly over them (on one shared socket, the worker that wakes first accepts a whole
-burst). It supervises them as a container's main process should: SIGTERM or SIGINT is passed to
-every worker, which ends its open streams as client disconnects (their partial replies are
-stored, lia.shutdown); if a worker dies, the others are stopped and the command exits non-zero,
-so the platform restarts the container.
+burst); a port another server listens on, another `serve` included, is refused. It supervises
+them as a container's main process should: SIGTERM or SIGINT is passed to every worker, which
+ends its open streams as client disconnects (their partial replies are stored, lia.shutdown); if
+a worker dies, the others are stopped and the command exits non-zero, so the platform restarts
+the container.
 """
 
+import errno
 import os
 import signal
 import socket
@@ -62,13 +64,19 @@ class Command(BaseCommand):
             raise CommandError(f"--server must be one of {', '.join(SERVERS)}")
         if ":" in host:  # the sockets are IPv4 (and daphne adopts a passed one as IPv4)
             raise CommandError("--host must be an IPv4 address (use a proxy in front for IPv6)")
+        if not 0 <= port <= 65535:
+            raise CommandError("--port must be between 0 and 65535")
+        try:
+            listeners = listening_sockets(host, port, count=workers, backlog=backlog)
+        except OSError as error:  # in use, not an address of this machine, a privileged port
+            reason = "address in use (another server listens there)" if error.errno == errno.EADDRINUSE else error
+            raise CommandError(f"can't listen on {host}:{port}: {reason}") from error
+        address = listeners[0].getsockname()
         # Before any worker starts: a stop signal from now on ends them all.
         stopping: list[int] = []
         for signum in STOP_SIGNALS:
             signal.signal(signum, lambda received, frame: stopping.append(received))
         self.warn_about_connection_budget(workers)
-        listeners = listening_sockets(host, port, count=workers, backlog=backlog)
-        address = listeners[0].getsockname()
         processes = [
             subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
                 worker_command(server, listener.fileno(), backlog=backlog), pass_fds=(listener.fileno(),)
@@ -109,9 +117,16 @@ class Command(BaseCommand):
 def listening_sockets(host: str, port: int, *, count: int, backlog: int) -> list[socket.socket]:
     """`count` listening sockets on one address (port 0: a free one, the same for all), which the
     kernel balances new connections over (SO_REUSEPORT), or one shared socket where the platform
-    has no SO_REUSEPORT."""
+    has no SO_REUSEPORT. OSError (EADDRINUSE) when another server listens on the port."""
     if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
         return [socket.create_server((host, port), backlog=backlog)] * count
+    if port:
+        # SO_REUSEPORT lets a second server (of the same user) bind a port another one listens on,
+        # and the kernel would then split new connections between them: a socket without it
+        # can't, so one is bound first (and closed) to find out.
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as create_server: TIME_WAIT is free
+            probe.bind((host, port))
     first = socket.create_server((host, port), backlog=backlog, reuse_port=True)
     port = first.getsockname()[1]
     return [first, *(socket.create_server((host, port), backlog=backlog, reuse_port=True) for _ in range(count - 1))]
