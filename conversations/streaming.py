@@ -402,6 +402,11 @@ class TurnSentiment:
         """The part of a text delta the user may see (never the structured JSON wrapper)."""
         return self.decoder.feed(text) if self.decoder else text
 
+    def held_back(self) -> str:
+        """At the end of the reply: text the structured decoder held back while it could still
+        open a fenced JSON document, and which is reply text after all."""
+        return self.decoder.flush() if self.decoder else ""
+
     async def result(self) -> Sentiment:
         self.start()  # a reply without text
         sentiment = self.decoder.finish() if self.decoder is not None else await self.task  # type: ignore[misc]
@@ -490,6 +495,12 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
     def frame(name: str, data: dict[str, Any]) -> bytes:
         return sse_event(next(event_ids), name, data)
 
+    def chunk(text: str) -> bytes:
+        if progress.first_token_ms is None:
+            progress.first_token_ms = round((time.monotonic() - progress.started) * 1000, 1)
+        progress.reply.append(text)
+        return frame("chunk", {"content": text})
+
     try:
         yield frame(
             "start", {"conversation_id": str(plan.turn.conversation_id), "message_id": plan.turn.user_message_id}
@@ -521,10 +532,7 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                     elif isinstance(item, TextDelta):
                         text = reply_text.mend(sentiment.visible(item.text))
                         if text:
-                            if progress.first_token_ms is None:
-                                progress.first_token_ms = round((time.monotonic() - progress.started) * 1000, 1)
-                            progress.reply.append(text)
-                            yield frame("chunk", {"content": text})
+                            yield chunk(text)
                             sentiment.start()
                     elif isinstance(item, ThoughtDelta):
                         if thought := thought_text.mend(item.text):
@@ -532,9 +540,10 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
                             yield frame("thought", {"content": thought})
                     elif isinstance(item, Finish):
                         progress.finish = item
-            if rest := reply_text.rest():
-                progress.reply.append(rest)
-                yield frame("chunk", {"content": rest})
+            # What was held back to the end: text the structured decoder could not yet tell from a
+            # fence opening its document, then a high surrogate whose partner never came.
+            if rest := reply_text.mend(sentiment.held_back()) + reply_text.rest():
+                yield chunk(rest)
         except LLMError as exc:
             logger.warning("chat.turn.provider_failed", error=type(exc).__name__, provider=plan.provider)
             ending = (TurnStatus.FAILED, exc.public_message)

@@ -203,6 +203,35 @@ async def test_structured_document_without_sentiment_falls_back(stream, alice, f
     assert sentiment_of(events)["message"]["label"] == "Neutral"
 
 
+async def test_structured_document_in_a_code_fence_streams_only_the_reply(stream, alice, scripted):
+    """A server that ignores `response_format` and fences the document (found by an audit: the
+    fenced JSON was streamed and stored as the reply, and the sentiment fell back to neutral)."""
+    document = json.dumps({"reply": REPLY, "sentiment": {"score": -0.4, "label": "Negative", "emotion": "annoyed"}})
+    fenced = f"```json\n{document}\n```"
+    scripted.reply(*[fenced[i : i + 5] for i in range(0, len(fenced), 5)])
+
+    _, events = await stream(alice, chat("Tell me a story", "structured", "scripted", "test-model"))
+
+    assert "".join(data["content"] for _, name, data in events if name == "chunk") == REPLY
+    assert sentiment_of(events)["message"] == {"score": -0.4, "label": "Negative", "emotion": "annoyed"}
+    user = await user_message(events)
+    assert user.sentiment_data["message"]["source"] == "structured"
+    assistant = await sync_to_async(Message.objects.get)(pk=user.pk + 1)
+    assert assistant.content == REPLY
+
+
+async def test_structured_reply_that_only_looks_like_a_fence_opening_is_streamed(stream, alice, scripted):
+    scripted.reply("``", "`js")  # held back while it could still open a document
+
+    _, events = await stream(alice, chat("hi", "structured", "scripted", "test-model"))
+
+    assert "".join(data["content"] for _, name, data in events if name == "chunk") == "```js"
+    user = await user_message(events)
+    assert user.sentiment_data["message"]["details"] == {"error": "not_json"}
+    assistant = await sync_to_async(Message.objects.get)(pk=user.pk + 1)
+    assert (assistant.content, assistant.status) == ("```js", "complete")
+
+
 # --- nlp_api ----------------------------------------------------------------------------------------
 
 

@@ -8,8 +8,14 @@ syntax (CONTRACT §7.10).
 The decoder is a small incremental JSON lexer: it keeps a stack of open containers, streams
 the characters of the top-level `reply` string (decoding escapes, including ones split across
 deltas and UTF-16 surrogate pairs), and remembers where the top-level `sentiment` value starts
-and ends so it can be parsed once the document is complete. Keys may come in any order. If
-the first non-blank character is not `{`, the model ignored the format: the text is the reply.
+and ends so it can be parsed once the document is complete. Keys may come in any order.
+
+OpenAI-compatible servers that ignore `response_format` often wrap the document in a Markdown
+code fence (a line of backticks, often with a language tag such as `json`, before it, and
+backticks after it): the opening fence is skipped and, like anything after the document, the
+closing one is ignored. Until the first characters show whether a document
+starts, they are held back. If the output starts with neither `{` nor a fence opening one,
+the model ignored the format: the text is the reply.
 """
 
 import json
@@ -73,20 +79,27 @@ _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _STRING_SPECIAL = re.compile(r'["\\]')
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _REPLACEMENT = "\ufffd"  # for a lone UTF-16 surrogate, which has no UTF-8 form
+# A code fence opening the document: backticks, an optional language tag, whitespace, then `{`
+# (matched up to it); and what may still become one, held back until it does or doesn't.
+_FENCE_OPENING = re.compile(r"\s*`{3,}[\w.+-]{0,32}\s*(?=\{)")
+_FENCE_PREFIX = re.compile(r"\s*(?:`{1,2}|`{3,}[\w.+-]{0,32}\s*)?")
 
 
 class StructuredReplyDecoder:
-    """Feed the provider's text deltas; get reply text back; call `finish()` at the end.
+    """Feed the provider's text deltas; get reply text back; call `flush()`, then `finish()`
+    at the end.
 
-    `feed(delta)` returns the reply text newly decoded by this delta (often ""). `finish()`
-    returns the normalised message Sentiment (source `structured`), or the neutral fallback
-    (source `default`, `details.error`) when the document is not valid JSON, is truncated,
+    `feed(delta)` returns the reply text newly decoded by this delta (often ""). `flush()`, once
+    the stream has ended, returns the text still held back (often ""): output that began like a
+    code fence but opened no document is the reply. `finish()` returns the normalised message
+    Sentiment (source `structured`), or the neutral fallback (source `default`,
+    `details.error`) when the output is not a JSON document, is not valid JSON, is truncated,
     or has no usable `sentiment`.
     """
 
     def __init__(self) -> None:
         self._mode = "undecided"  # undecided | json | text
-        self._held = ""  # leading whitespace, until the first real character decides the mode
+        self._held = ""  # the opening (whitespace, a fence), until it decides the mode
         self._reply: list[str] = []
         self._raw: list[str] = []  # the whole JSON document, for the sentiment span
         self._position = 0  # index in the document of the first character of the current delta
@@ -120,12 +133,9 @@ class StructuredReplyDecoder:
         if not delta:
             return ""
         if self._mode == "undecided":
-            stripped = delta.lstrip()
-            if not stripped:
-                self._held += delta
+            delta = self._decide(delta)
+            if self._mode == "undecided":
                 return ""
-            delta, self._held = self._held + delta, ""
-            self._mode = "json" if stripped[0] == "{" else "text"
         if self._mode == "text":
             self._reply.append(delta)
             return delta
@@ -136,10 +146,32 @@ class StructuredReplyDecoder:
             self._reply.append(text)
         return text
 
+    def flush(self) -> str:
+        if self._mode != "undecided" or not self._held.strip():
+            return ""  # blank output is no reply (finish: "empty")
+        self._mode = "text"
+        text, self._held = self._held, ""
+        self._reply.append(text)
+        return text
+
     def finish(self) -> Sentiment:
         if self._result is None:
             self._result = self._finish()
         return self._result
+
+    def _decide(self, delta: str) -> str:
+        """Hold the output back while it may still open a document (blank, or a fence so far);
+        then set the mode and return the held text from where the reply or the document starts."""
+        held = self._held + delta
+        if _FENCE_PREFIX.fullmatch(held):
+            self._held = held
+            return ""
+        self._held = ""
+        if fence := _FENCE_OPENING.match(held):
+            self._mode = "json"
+            return held[fence.end() :]
+        self._mode = "json" if held.lstrip()[0] == "{" else "text"
+        return held
 
     # end of stream
 
@@ -156,7 +188,7 @@ class StructuredReplyDecoder:
 
     def _problem(self) -> str | None:
         if self._mode == "undecided":
-            return "empty"
+            return "not_json" if self._held.strip() else "empty"
         if self._mode == "text":
             return "not_json"
         if self._state == _BROKEN:

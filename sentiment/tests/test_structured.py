@@ -15,6 +15,7 @@ EXPECTED = Sentiment(score=0.8, label="Positive", emotion="friendly", source="st
 def decode(pieces: list[str]) -> tuple[str, list[str], Sentiment]:
     decoder = StructuredReplyDecoder()
     outputs = [decoder.feed(piece) for piece in pieces]
+    outputs.append(decoder.flush())  # the stream ends
     assert decoder.reply_text == "".join(outputs)
     return "".join(outputs), outputs, decoder.finish()
 
@@ -153,6 +154,80 @@ def test_text_after_the_document_is_ignored():
     assert sentiment.source == "structured"
 
 
+# Servers that ignore `response_format` often wrap the document in a Markdown code fence.
+COMPACT = DOCUMENTS["compact"]
+FENCED = {
+    "json tag": f"```json\n{COMPACT}\n```",
+    "no tag": f"```\n{COMPACT}\n```\n",
+    "upper-case tag, leading blank lines, CRLF": f"\n \n```JSON\r\n{DOCUMENTS['pretty, sentiment first']}\r\n```",
+    "tag, then the document on the same line": f"  ```json {DOCUMENTS['ascii escapes']}```",
+    "four backticks, no closing fence": f"````json\n\n{DOCUMENTS['extra keys']}",
+}
+
+
+@pytest.mark.parametrize("name", FENCED)
+def test_a_fenced_document_split_at_every_position_streams_exactly_the_reply(name):
+    document = FENCED[name]
+    for cut in range(len(document) + 1):
+        text, _, sentiment = decode([document[:cut], document[cut:]])
+
+        assert text == REPLY, f"cut at {cut}"
+        assert sentiment == EXPECTED
+
+
+@pytest.mark.parametrize("name", FENCED)
+def test_a_fenced_document_fed_one_character_at_a_time(name):
+    text, _, sentiment = decode(list(FENCED[name]))
+
+    assert text == REPLY
+    assert sentiment == EXPECTED
+
+
+def test_reply_text_after_a_fence_arrives_as_it_is_generated():
+    decoder = StructuredReplyDecoder()
+
+    assert decoder.feed("\n``") == ""
+    assert decoder.feed("`js") == ""
+    assert decoder.feed("on\n") == ""
+    assert decoder.feed('{"reply": "Hel') == "Hel"
+    assert decoder.feed('lo", "sentiment": {"score": 0.5}}\n`') == "lo"
+    assert decoder.feed("``") == ""
+    assert decoder.flush() == ""
+    assert decoder.is_json
+    assert decoder.finish() == Sentiment(score=0.5, label="Positive", emotion=None, source="structured")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```python\nprint({'a': 1})\n```",
+        "```\nplain text in a fence\n```",
+        "```json\n[1, 2]\n```",  # a fenced document, but not an object
+        "```json\nnot json\n```",
+        "`inline` code and ``more``",
+        "``not a fence``",
+        "  ```",  # the stream ends while it could still open a document: held back, then the reply
+        "```json\n  ",
+        "```" + "x" * 40 + "\n{}",  # not a language tag
+    ],
+)
+def test_text_that_only_starts_like_a_fence_is_the_reply_unchanged(text):
+    for cut in range(len(text) + 1):
+        reply, _, sentiment = decode([text[:cut], text[cut:]])
+
+        assert reply == text, f"cut at {cut}"
+        assert (sentiment.source, sentiment.details) == ("default", {"error": "not_json"})
+
+
+def test_every_truncation_of_a_fenced_document_emits_only_a_prefix_of_the_reply():
+    document = FENCED["json tag"]
+    for cut in range(document.index("{") + 1, len(document) - len("\n```")):
+        text, _, sentiment = decode([document[:cut]])
+
+        assert REPLY.startswith(text), f"cut at {cut}"
+        assert sentiment.details == {"error": "truncated"}
+
+
 def test_schema_and_instructions_put_the_reply_first():
     assert list(STRUCTURED_SCHEMA["properties"]) == ["reply", "sentiment"]
     assert STRUCTURED_SCHEMA["required"] == ["reply", "sentiment"]
@@ -193,6 +268,31 @@ def test_any_document_split_anywhere_decodes_to_the_reply(
     assert result.source == "structured"
     assert result.label == sentiment["label"]
     assert result.score == round(sentiment["score"], 4)
+
+
+@settings(max_examples=300)
+@given(
+    reply=st.text(),
+    sentiment=sentiments,
+    before=st.text(alphabet=" \n\t", max_size=3),
+    fence=st.sampled_from(["```", "````"]),
+    tag=st.sampled_from(["", "json", "JSON", "json5"]),
+    after_tag=st.sampled_from(["\n", "\r\n", " ", "", "\n\n  "]),
+    closing=st.sampled_from(["", "\n```", "\n```\n", "```"]),
+    indent=st.sampled_from([None, 2]),
+    cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=12),
+)
+def test_any_fenced_document_split_anywhere_decodes_to_the_reply(
+    reply, sentiment, before, fence, tag, after_tag, closing, indent, cuts
+):
+    document = json.dumps({"reply": reply, "sentiment": sentiment}, indent=indent)
+    fenced = f"{before}{fence}{tag}{after_tag}{document}{closing}"
+
+    text, _, result = decode(split_at(fenced, [c % (len(fenced) + 1) for c in cuts]))
+
+    assert text == reply
+    assert result.source == "structured"
+    assert result.label == sentiment["label"]
 
 
 @settings(max_examples=200)
