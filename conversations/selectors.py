@@ -78,6 +78,24 @@ def conversation_messages_page(*, conversation: Conversation, offset: int, limit
     return MessagePage(messages=list(messages[offset : offset + limit]), total=messages.count())
 
 
+def conversation_user_turns(*, conversation_id: uuid.UUID) -> list[tuple[Message, str | None]]:
+    """The conversation's user messages, oldest first, each with its reply's status: that of the
+    message after it when that is the assistant's (turn_start writes the two together), else None."""
+    replies: dict[int, str] = {}
+    asking: int | None = None  # the user message waiting for its reply
+    for pk, role, status in (
+        Message.objects.filter(conversation_id=conversation_id)
+        .order_by("created_at", "id")
+        .values_list("id", "role", "status")
+    ):
+        if role == Message.Role.USER:
+            asking = pk
+        elif asking is not None:
+            replies[asking], asking = status, None
+    users = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.USER).order_by("created_at", "id")
+    return [(message, replies.get(message.pk)) for message in users]
+
+
 # The model always sees at least this many of the latest messages (CONTRACT §9.9), each cut to
 # what fits, and at least MIN_CHARS of each.
 CONTEXT_MIN_MESSAGES = 10

@@ -42,6 +42,15 @@ UNDEFINED_FUNCTION = "42883"  # PostgreSQL's SQLSTATE for a function that doesn'
 SentimentFold = Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, dict[str, Any] | None]]
 
 
+def turn_counts_in_sentiment(reply_status: str | None) -> bool:
+    """Whether a turn's user message is scored and folded into the conversation's running
+    sentiment: only when its reply completed (CONTRACT §9.7: the count "increases by one per
+    completed turn"). A turn that failed or was interrupted leaves its user message's
+    sentiment_data null. `turn_finish` folds by this rule, and the re-score
+    (conversations.rescoring) rebuilds by it."""
+    return reply_status == TurnStatus.COMPLETE
+
+
 def conversation_title_from(text: str) -> str:
     """CONTRACT §9.1: the first 50 characters, stripped; longer messages are cut at the last
     space and get '...'."""
@@ -288,7 +297,7 @@ def turn_finish(
             logger.info("chat.turn.conversation_gone", conversation_id=str(turn.conversation_id))
             raise ConversationGone()
         sentiment_data = None
-        if sentiment_fold is not None:
+        if sentiment_fold is not None and turn_counts_in_sentiment(result.status):
             conversation.sentiment_state, sentiment_data = sentiment_fold(conversation.sentiment_state)
             Message.objects.filter(pk=turn.user_message_id).update(sentiment_data=sentiment_data)
         Message.objects.filter(pk=turn.assistant_message_id).update(

@@ -4,10 +4,13 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
+from conversations.tests.conftest import body
+from llm import ProviderUnavailable
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,6 +78,51 @@ def test_rescore_with_an_llm_method_uses_the_conversations_provider(alice, fake_
 
     stored = Message.objects.get(role="user").sentiment_data["message"]
     assert (stored["score"], stored["label"], stored["source"]) == (-0.4, "Negative", "llm_separate")
+
+
+def live_state(conversation_id: str) -> tuple[dict | None, list[tuple[str, str, dict | None]]]:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    messages = conversation.messages.order_by("created_at", "id")
+    return conversation.sentiment_state, [(m.role, m.status, m.sentiment_data) for m in messages]
+
+
+async def test_rescore_folds_only_completed_turns_as_the_live_chat_does(stream, alice, scripted):
+    """Found by an audit: the re-score scored and folded every user message, also one whose turn
+    failed at the provider, which the live chat never folds in (CONTRACT §9.7: one per completed
+    turn), so the running count went from 2 to 3 and that message got a sentiment."""
+    scripted.reply("Glad ", "to hear it.")
+    _, events = await stream(alice, body("I love it, great"))
+    conversation_id = events[0][2]["conversation_id"]
+    scripted.steps = [("fail", ProviderUnavailable("boom"))]
+    _, events = await stream(alice, body("I hate this, awful", conversation_id=conversation_id))
+    assert events[-1][1] == "error"
+    scripted.reply("Good.")
+    await stream(alice, body("I love it again", conversation_id=conversation_id))
+    live = await sync_to_async(live_state)(conversation_id)
+    assert live[0]["count"] == 2
+    assert live[1][2] == ("user", "complete", None)  # the failed turn's message: no sentiment
+    assert live[1][3][1] == "failed"
+
+    output = await sync_to_async(rescore, thread_sensitive=False)("--conversation", conversation_id)
+
+    assert await sync_to_async(live_state)(conversation_id) == live
+    assert "Rescored 2 message(s) in 1 conversation(s)" in output
+
+
+def test_rescore_clears_the_sentiment_of_a_turn_that_did_not_complete(alice):
+    conversation = conversation_with(alice, ["I love it!", "I hate it!", "Still here."])
+    _, failed, interrupted = Message.objects.filter(role="assistant").order_by("created_at")
+    failed.status, interrupted.status = "failed", "interrupted"
+    Message.objects.bulk_update([failed, interrupted], ["status"])
+
+    rescore()
+
+    first, second, third = Message.objects.filter(role="user").order_by("created_at")
+    assert first.sentiment_data["message"]["label"] == "Positive"
+    assert second.sentiment_data is None
+    assert third.sentiment_data is None
+    conversation.refresh_from_db()
+    assert conversation.sentiment_state["count"] == 1
 
 
 @pytest.mark.parametrize(

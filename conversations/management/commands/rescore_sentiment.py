@@ -31,8 +31,9 @@ def _since(value: str) -> datetime:
 
 class Command(BaseCommand):
     help = (
-        "Recompute stored sentiment: every user message of the selected conversations by a method "
-        "(default: the method it was scored with, else `local`), then each conversation's running sentiment."
+        "Recompute stored sentiment: the user message of every completed turn of the selected conversations "
+        "by a method (default: the method it was scored with, else `local`), then each conversation's "
+        "running sentiment. As in the chat, a turn that failed or was interrupted is not counted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
