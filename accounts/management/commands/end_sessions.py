@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.management.commands._database import database_required
+from accounts.management.database import database_required
 from accounts.models import User
 from accounts.services import user_sessions_end
 

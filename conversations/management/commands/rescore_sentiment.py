@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from conversations.management.commands._database import database_required
+from accounts.management.database import database_required
 from conversations.models import Conversation
 from conversations.rescoring import conversation_rescore_sentiment
 from conversations.selectors import parse_conversation_id

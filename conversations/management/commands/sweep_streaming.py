@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from conversations.management.commands._database import database_required
+from accounts.management.database import database_required
 from conversations.services import streaming_messages_sweep
 
 

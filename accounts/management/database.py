@@ -1,7 +1,5 @@
-"""What the commands say when the database can't be reached.
-
-(Each app's commands have this helper: accounts may import no other Lia app.)
-"""
+"""What Lia's management commands say when the database can't be reached (accounts', and the
+apps' that build on it: accounts may import no other Lia app, so the helper lives here)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
