@@ -93,6 +93,14 @@ class MessageInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The transcript is part of its conversation: whoever may view the conversation reads it.
+        (Message has no admin of its own, so staff held no `view_message` to give: found by an
+        audit, a view-only staff user saw conversations without a single message.)"""
+        return request.user.has_perm("conversations.view_conversation") or request.user.has_perm(
+            "conversations.change_conversation"
+        )
+
     @admin.display(description="sentiment")
     def sentiment(self, message: Message) -> str:
         data = (message.sentiment_data or {}).get("message")

@@ -86,6 +86,22 @@ def test_conversation_page_is_a_read_only_transcript(admin_client, chat):
     assert "<textarea" not in page
 
 
+def test_staff_who_may_only_view_conversations_read_their_transcripts(client, bob, chat):
+    from django.contrib.auth.models import Permission
+
+    bob.user.is_staff = True
+    bob.user.save()
+    bob.user.user_permissions.add(Permission.objects.get(codename="view_conversation"))
+    client.force_login(bob.user)
+
+    response = client.get(f"/admin/conversations/conversation/{chat.pk}/change/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Transcript (2 messages)" in page
+    assert "Lisbon is lovely in spring." in page
+
+
 def test_messages_cannot_be_edited_or_added(admin_client, chat):
     message = chat.messages.first()
 

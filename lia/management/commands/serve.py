@@ -79,7 +79,9 @@ class Command(BaseCommand):
         self.warn_about_connection_budget(workers)
         processes = [
             subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                worker_command(server, listener.fileno(), backlog=backlog), pass_fds=(listener.fileno(),)
+                worker_command(server, listener.fileno(), backlog=backlog),
+                pass_fds=(listener.fileno(),),
+                cwd=settings.BASE_DIR,  # `-m` finds Lia's modules from there, wherever serve was started
             )
             for listener in listeners
         ]
