@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 import structlog
+from django.core.exceptions import ImproperlyConfigured
 
 SECRET_KEYS = frozenset({"password", "token", "secret", "authorization", "cookie", "jwt"})
 SECRET_SUFFIXES = ("_password", "_token", "_secret", "_key", "_cookie")
@@ -49,7 +50,15 @@ class RefusedHostWarning(logging.Filter):
         return True
 
 
+LOG_FORMATS = ("json", "dev")
+
+
 def build_logging_config(*, log_format: str, level: str) -> dict[str, Any]:
+    if log_format not in LOG_FORMATS:
+        raise ImproperlyConfigured(f"LOG_FORMAT is {log_format!r}: use json or dev")
+    if not isinstance(logging.getLevelName(level.upper()), int):
+        raise ImproperlyConfigured(f"LOG_LEVEL is {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    level = level.upper()
     renderer: Any = (
         structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )

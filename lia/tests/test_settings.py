@@ -182,3 +182,30 @@ def test_the_defaults_are_the_reliability_bounds():
     assert defaults["cache"]["IGNORE_EXCEPTIONS"] is True  # 25
     assert defaults["cache"]["SOCKET_CONNECT_TIMEOUT"] <= 0.5
     assert defaults["cache"]["SOCKET_TIMEOUT"] <= 0.5
+
+
+@pytest.mark.parametrize(
+    ("variables", "complaint"),
+    [
+        (
+            {"DATABASE_URL": "postgres://lia@127.0.0.1:1/lia", "DATABASE_POOL_MAX_SIZE": "ten"},
+            "DATABASE_POOL_MAX_SIZE can't be read: invalid literal for int()",
+        ),
+        ({"HEALTH_CHECK_TIMEOUT": "abc"}, "HEALTH_CHECK_TIMEOUT can't be read"),
+        ({"DATABASE_URL": "postgres//nope:s3cret@db"}, "DATABASE_URL is not a database URL"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL is 'LOUD'"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT is 'xml'"),
+    ],
+)
+def test_a_value_that_cant_be_read_is_named(variables, complaint):
+    """Found by an audit: `invalid literal for int()`, `KeyError: 'ENGINE'` and `Unable to
+    configure root logger`, with the variable named nowhere but in the traceback's settings line."""
+    result = manage("check", DJANGO_DEBUG="true", **variables)
+
+    assert result.returncode != 0
+    assert complaint in result.stderr.strip().splitlines()[-1]
+    assert "s3cret" not in result.stderr
+
+
+def test_a_lower_case_log_level_is_read():
+    assert manage("check", DJANGO_DEBUG="true", LOG_LEVEL="warning").returncode == 0
