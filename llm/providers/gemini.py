@@ -47,6 +47,16 @@ def finish_reason_of(reason: Any) -> str:
     return name.lower()
 
 
+# A JSON call's (the sentiment's) thinking, by model: as little as each allows. Gemini counts
+# thinking tokens against max_output_tokens, so a short answer (256 tokens) left to a model's own
+# thinking (up to 8,192 tokens by default) can come back empty, cut off mid-thought (public
+# reports; not reproducible without a key). 2.5 Flash and Flash-Lite can stop thinking (0); 2.5
+# Pro can't (its documented minimum is 128, and 0 is a 400). Any other model thinks as it likes,
+# with THINKING_ROOM more tokens to do it in.
+JSON_THINKING_BUDGETS = {"gemini-2.5-flash": 0, "gemini-2.5-flash-lite": 0, "gemini-2.5-pro": 128}
+THINKING_ROOM = 8192
+
+
 class GeminiProvider:
     def __init__(self, *, name: str, config: Mapping[str, Any], policy: CallPolicy | None = None) -> None:
         self.name = name
@@ -146,6 +156,11 @@ class GeminiProvider:
         config = self._config(options, thoughts=False)
         config.response_mime_type = "application/json"
         config.response_json_schema = schema
+        budget = JSON_THINKING_BUDGETS.get(options.model.removeprefix("models/"))
+        if budget is not None:
+            config.thinking_config = types.ThinkingConfig(thinking_budget=budget)
+        if config.max_output_tokens is not None:
+            config.max_output_tokens += THINKING_ROOM if budget is None else budget
 
         async def call() -> dict[str, Any]:
             response = await self._client().aio.models.generate_content(

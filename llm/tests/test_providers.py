@@ -174,6 +174,28 @@ async def test_json_call_returns_a_schema_valid_object(fake, name):
         }
 
 
+@pytest.mark.parametrize(
+    ("model", "thinking", "max_output_tokens"),
+    [
+        ("gemini-2.5-flash", {"thinking_budget": 0}, 256),
+        ("gemini-2.5-flash-lite", {"thinking_budget": 0}, 256),
+        ("gemini-2.5-pro", {"thinking_budget": 128}, 256 + 128),  # it can't stop thinking
+        ("gemini-3-pro-preview", None, 256 + 8192),  # thinks as it likes, with room for it
+    ],
+)
+async def test_a_gemini_json_call_leaves_its_answer_room_after_thinking(fake, model, thinking, max_output_tokens):
+    """Gemini counts thinking tokens against max_output_tokens: the sentiment's 256-token answer,
+    left to a model's own thinking, can come back empty (public reports)."""
+    fake.script(json={"score": 0.5, "label": "Positive", "emotion": "happy"})
+    provider = resolve_provider("gemini", model).provider
+
+    await provider.complete_json(HELLO, ChatOptions(model=model, max_tokens=256), SCHEMA)
+
+    config = fake.last.body["generationConfig"]
+    assert config.get("thinkingConfig") == thinking
+    assert config["maxOutputTokens"] == max_output_tokens
+
+
 @pytest.mark.parametrize("name", PROVIDERS)
 async def test_json_schema_option_streams_a_json_document(fake, name):
     fake.script(text="Streaming JSON works.")
