@@ -3,6 +3,7 @@ form): how many attempts an address makes, and how many failed passwords an acco
 
 import hashlib
 import ipaddress
+import unicodedata
 
 import structlog
 from django.conf import settings
@@ -38,6 +39,13 @@ def sign_in_attempt(request: HttpRequest) -> Decision:
     return rate_limit_check(scope="auth", key=address_key(address), limit=settings.RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE)
 
 
+def account_key(email: str) -> str:
+    """The account an email names, as every login path would find it: NFKC-normalised, as the
+    admin's form normalises its username (a full-width `a` in `admin@` still signs in as `admin@`;
+    found by a review, each such look-alike had a lock of its own), stripped and case-folded."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
+
+
 def login_failure_reserve(email: str) -> Decision:
     """Failed logins per account, whichever IPs they come from (RELIABILITY 11): past the limit an
     hour, the account's logins are refused without checking the password, so guessing is
@@ -48,7 +56,7 @@ def login_failure_reserve(email: str) -> Decision:
     answers must not differ). The key is a digest: no email address in the rate-limit store."""
     decision = rate_limit_reserve(
         scope="login-failures",
-        key=hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32],
+        key=hashlib.sha256(account_key(email).encode()).hexdigest()[:32],
         limit=settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR,
         window=LOGIN_FAILURES_WINDOW_SECONDS,
     )

@@ -245,3 +245,16 @@ def test_a_successful_login_is_not_left_counted(web, alice, settings):
         assert login(web, password=PASSWORD, ip=f"192.0.2.{n + 1}").status_code == 200
 
     assert guesses(web, 2, start=10) == [401, 429]
+
+
+def test_look_alikes_of_an_email_share_its_lock(web, admin_user, settings):
+    """The admin's form signs admin@example.com in with a full-width a (U+FF41) in its email: a
+    review found each such look-alike with a fresh lock of its own."""
+    settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR = 3
+    admin_guesses(3)
+
+    look_alike = admin_login("\uff41dmin@example.com", PASSWORD, ip="192.0.2.70")
+    api = login(web, "ADMIN@EXAMPLE.COM", PASSWORD, ip="192.0.2.71")
+
+    assert look_alike.status_code == 429
+    assert api.status_code == 429
