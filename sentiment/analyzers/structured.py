@@ -11,7 +11,7 @@ deltas and UTF-16 surrogate pairs), and remembers where the top-level `sentiment
 and ends so it can be parsed once the document is complete. Keys may come in any order.
 
 OpenAI-compatible servers that ignore `response_format` often wrap the document in a Markdown
-code fence (a line of backticks, often with a language tag such as `json`, before it, and
+code fence (a line of backticks, perhaps with the language tag `json`, before it, and
 backticks after it): the opening fence is skipped and, like anything after the document, the
 closing one is ignored. Until the first characters show whether a document
 starts, they are held back. If the output starts with neither `{` nor a fence opening one,
@@ -79,10 +79,12 @@ _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _STRING_SPECIAL = re.compile(r'["\\]')
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _REPLACEMENT = "\ufffd"  # for a lone UTF-16 surrogate, which has no UTF-8 form
-# A code fence opening the document: backticks, an optional language tag, whitespace, then `{`
-# (matched up to it); and what may still become one, held back until it does or doesn't.
-_FENCE_OPENING = re.compile(r"\s*`{3,}[\w.+-]{0,32}\s*(?=\{)")
-_FENCE_PREFIX = re.compile(r"\s*(?:`{1,2}|`{3,}[\w.+-]{0,32}\s*)?")
+# A code fence opening the document: backticks, no language tag or a JSON one, whitespace, then
+# `{` (matched up to it); and what may still become one, held back until it does or doesn't.
+# Another tag is code, not the document (a review lost a reply that was a ```js block opening
+# with `{`).
+_FENCE_OPENING = re.compile(r"\s*`{3,}(?:json[c5]?)?\s*(?=\{)", re.IGNORECASE)
+_FENCE_PREFIX = re.compile(r"\s*(?:`{1,2}|`{3,}(?:j(?:s(?:o(?:n[c5]?)?)?)?)?\s*)?", re.IGNORECASE)
 
 
 class StructuredReplyDecoder:

@@ -209,6 +209,9 @@ def test_reply_text_after_a_fence_arrives_as_it_is_generated():
         "  ```",  # the stream ends while it could still open a document: held back, then the reply
         "```json\n  ",
         "```" + "x" * 40 + "\n{}",  # not a language tag
+        "```js\n{ let x = 1; }\n```\nThat block scopes x.",  # code opening with `{`: a review lost it
+        "```go\nfunc main() {}\n```",
+        "```jsx\n{items}\n```",
     ],
 )
 def test_text_that_only_starts_like_a_fence_is_the_reply_unchanged(text):
