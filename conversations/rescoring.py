@@ -41,7 +41,11 @@ def _llm_json_for(conversation: Conversation) -> LLMJsonCall | None:
     if not conversation.provider:
         return None
     try:
-        resolved = resolve_provider(conversation.provider, conversation.model or settings.DEFAULT_LLM_MODEL)
+        # The model the conversation was served by, whether or not the catalogue still lists it
+        # (a review found those re-scored by the local analyzer instead, silently).
+        resolved = resolve_provider(
+            conversation.provider, conversation.model or settings.DEFAULT_LLM_MODEL, offered_only=False
+        )
     except LLMError:
         return None
     return None if resolved.offline else llm_json_call(resolved.provider, resolved.model)

@@ -93,6 +93,16 @@ def check_llm_providers(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="llm.W002",
             )
         )
+    default_model = settings.DEFAULT_LLM_MODEL
+    if default in configs and catalogue_only() and default_model not in offered_models(default):
+        messages.append(
+            Error(
+                f"DEFAULT_LLM_MODEL is {default_model!r}, which {default!r} does not list: with LLM_CATALOGUE_ONLY"
+                " every turn that names no model ends with an error.",
+                hint=f"Use one of: {', '.join(sorted(offered_models(default))) or 'none'}; or list it in its MODELS.",
+                id="llm.E006",
+            )
+        )
     if OFFLINE not in configs and fallback:
         messages.append(Error("LLM_OFFLINE_FALLBACK is on but no 'offline' provider is configured.", id="llm.E005"))
     return messages

@@ -105,11 +105,14 @@ def preload_providers() -> list[str]:
     return built
 
 
-def resolve_provider(name: str, model: str) -> ResolvedProvider:
+def resolve_provider(name: str, model: str, *, offered_only: bool = True) -> ResolvedProvider:
+    """The provider that serves `model` of `name`. `offered_only=False` lifts LLM_CATALOGUE_ONLY
+    for an operator's own calls (re-scoring stored conversations, checking a model), which no
+    user's request chooses."""
     configs = provider_configs()
     if name not in configs:
         raise UnknownProvider(f"unknown provider {name!r}", provider=name)
-    if catalogue_only():
+    if offered_only and catalogue_only():
         from llm.catalogue import offered_models  # it reads the registry's configs
 
         if model not in offered_models(name):

@@ -80,6 +80,21 @@ def test_rescore_with_an_llm_method_uses_the_conversations_provider(alice, fake_
     assert (stored["score"], stored["label"], stored["source"]) == (-0.4, "Negative", "llm_separate")
 
 
+def test_rescore_uses_the_conversations_model_even_one_no_longer_offered(alice, fake_llm_providers, settings):
+    """The catalogue limits what users may ask for, not an operator's re-score of what was served
+    (a review found such conversations re-scored by the local analyzer, silently)."""
+    settings.LLM_CATALOGUE_ONLY = True
+    fake_llm_providers.script(json={"score": -0.4, "label": "negative", "emotion": "worried"})
+    conversation = conversation_with(alice, ["I'm not sure about this."], provider="openai")
+    Conversation.objects.filter(pk=conversation.pk).update(model="gpt-4o-2024-08-06")
+
+    rescore("--method", "llm_separate")
+
+    stored = Message.objects.get(role="user").sentiment_data["message"]
+    assert stored["source"] == "llm_separate"
+    assert fake_llm_providers.last.model == "gpt-4o-2024-08-06"
+
+
 def live_state(conversation_id: str) -> tuple[dict | None, list[tuple[str, str, dict | None]]]:
     conversation = Conversation.objects.get(pk=conversation_id)
     messages = conversation.messages.order_by("created_at", "id")

@@ -74,3 +74,18 @@ def test_a_provider_listing_no_models_is_a_warning_when_only_those_are_served(se
     settings.LLM_CATALOGUE_ONLY = False
     del settings.LLM_PROVIDERS["ollama"]["MODELS"]
     assert ids(check_llm_providers()) == []
+
+
+def test_a_default_model_outside_the_catalogue_is_an_error_when_only_those_are_served(settings):
+    """Every turn that names no model would end with an error (found by a review)."""
+    settings.DEBUG = False
+    settings.LLM_CATALOGUE_ONLY = None
+    settings.LLM_PROVIDERS = {name: {**config, "API_KEY": "k"} for name, config in settings.LLM_PROVIDERS.items()}
+    settings.DEFAULT_LLM_PROVIDER, settings.DEFAULT_LLM_MODEL = "openai", "gpt-4o-2024-08-06"
+
+    messages = check_llm_providers()
+
+    assert ids(messages) == ["llm.E006"]
+    assert "gpt-4o-mini" in messages[0].hint
+    settings.DEFAULT_LLM_MODEL = "gpt-4o-mini"
+    assert ids(check_llm_providers()) == []

@@ -64,6 +64,16 @@ def test_a_default_provider_without_a_key_fails_the_check_in_production(settings
     assert "gemini: FAILED: the default provider has no API key" in out.getvalue()
 
 
+def test_one_provider_checked_is_not_failed_by_the_default_one(settings, fake_llm_providers):
+    settings.LLM_OFFLINE_FALLBACK = False
+    settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, "gemini": {**settings.LLM_PROVIDERS["gemini"], "API_KEY": ""}}
+
+    output = run("--provider", "openai")
+
+    assert "1 provider(s) checked, 1 ok" in output
+    assert "Settings: production, no offline fallback." in output
+
+
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_max_tokens_must_be_positive(value):
     with pytest.raises(CommandError, match="max-tokens"):

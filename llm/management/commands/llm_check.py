@@ -36,6 +36,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         configs = provider_configs()
         names = options["providers"]
+        # What a server in this environment would do differs by mode (README "LLM providers").
+        mode = "development (DJANGO_DEBUG=true)" if settings.DEBUG else "production"
+        fallback = "key-less providers answered offline" if offline_fallback_enabled() else "no offline fallback"
+        self.stdout.write(f"Settings: {mode}, {fallback}.")
         if names:
             unknown = [name for name in names if name not in configs]
             if unknown:
@@ -48,7 +52,13 @@ class Command(BaseCommand):
         failures = asyncio.run(self._check_all(names, options))
         summary = f"{len(names)} provider(s) checked, {len(names) - failures} ok"
         default = settings.DEFAULT_LLM_PROVIDER
-        if default in configs and not is_configured(configs[default]) and not offline_fallback_enabled():
+        checked_all = not options["providers"]
+        if (
+            checked_all
+            and default in configs
+            and not is_configured(configs[default])
+            and not offline_fallback_enabled()
+        ):
             # Found by an audit: "1 ok" (the offline provider) while every turn failed.
             self.stdout.write(
                 self.style.ERROR(
@@ -81,7 +91,7 @@ class Command(BaseCommand):
         finish: Finish | None = None
         previous: type | None = None
         try:
-            resolved = resolve_provider(name, model)
+            resolved = resolve_provider(name, model, offered_only=False)  # the operator's choice
             served = f", served by {resolved.served_by}" if resolved.served_by != name else ""
             self.stdout.write(f"{label}{served}:")
             async for delta in resolved.provider.stream([ChatMessage("user", options["prompt"])], chat):
