@@ -544,6 +544,9 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
             # fence opening its document, then a high surrogate whose partner never came.
             if rest := reply_text.mend(sentiment.held_back()) + reply_text.rest():
                 yield chunk(rest)
+            if thought := thought_text.rest():
+                progress.thoughts.append(thought)
+                yield frame("thought", {"content": thought})
         except LLMError as exc:
             logger.warning("chat.turn.provider_failed", error=type(exc).__name__, provider=plan.provider)
             ending = (TurnStatus.FAILED, exc.public_message)

@@ -80,7 +80,7 @@ async def test_surrogates_from_a_provider_are_paired_or_replaced(async_web, alic
     """JSON can carry a character beyond the BMP as two escaped surrogates, and a provider's
     stream can cut between them; an unpaired one could be neither sent nor stored (found by an
     audit: the turn ended in an error, an event id was skipped and the reply was lost)."""
-    scripted.reply("Nice ", "\ud83d", "\ude00", " a\ud800b", " end \ud83d", thoughts=["hm \udfff"])
+    scripted.reply("Nice ", "\ud83d", "\ude00", " a\ud800b", " end \ud83d", thoughts=["hm \udfff", " so \ud83d"])
 
     _, raw = await read_stream(async_web, alice, body("split pair"))
 
@@ -89,10 +89,10 @@ async def test_surrogates_from_a_provider_are_paired_or_replaced(async_web, alic
     assert [name for _, name, _ in events][-1] == "done"
     chunks = [data["content"] for _, name, data in events if name == "chunk"]
     assert chunks == ["Nice ", "\U0001f600", " a\ufffdb", " end ", "\ufffd"]
-    assert [data["content"] for _, name, data in events if name == "thought"] == ["hm \ufffd"]
+    assert [data["content"] for _, name, data in events if name == "thought"] == ["hm \ufffd", " so ", "\ufffd"]
     _, assistant = await amessages_of((await sync_to_async(Conversation.objects.get)()).pk)
     assert (assistant.content, assistant.status) == ("Nice \U0001f600 a\ufffdb end \ufffd", "complete")
-    assert assistant.model_info["thoughts"] == ["hm \ufffd"]
+    assert assistant.model_info["thoughts"] == ["hm \ufffd", " so ", "\ufffd"]
 
 
 async def test_the_stream_is_written_before_start_and_titled(async_web, alice, scripted):
