@@ -73,22 +73,26 @@ def test_an_unreachable_postgresql_is_no_answer():
     assert postgres_accepted_connections(database) is None
 
 
+def serve_refused(directory, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`manage.py serve` run from `directory` (no .env of the checkout's) with none of the
+    caller's Django, JWT or database settings but `variables`; it is expected to stop at once."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "JWT_", "DATABASE_"))}
+    return subprocess.run(  # noqa: S603
+        [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--port", "0", "--workers", "1"],
+        cwd=directory,
+        env={**env, **variables},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize("debug", [None, "false"])
 def test_serve_without_secrets_refuses_to_start_with_the_reason(debug, tmp_path):
     """`manage.py serve` is the production server: unlike the development commands, it gets no
     DEBUG default from manage.py (found by an audit: it ran, with the development secrets anyone
     can read in the source, wherever DJANGO_DEBUG was left unset)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "JWT_"))}
-    if debug is not None:
-        env["DJANGO_DEBUG"] = debug
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--port", "0"],
-        cwd=tmp_path,  # no .env of the checkout's
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = serve_refused(tmp_path, {} if debug is None else {"DJANGO_DEBUG": debug})
 
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set. Production (DJANGO_DEBUG=false) needs a strong secret" in result.stderr
@@ -98,15 +102,13 @@ def test_serve_without_secrets_refuses_to_start_with_the_reason(debug, tmp_path)
 def test_serve_runs_the_system_checks_and_an_error_stops_it(tmp_path):
     """An invalid pool (lia.E007) passed every check, and the server started only to answer every
     login with a 500 (found by an audit): serve runs the checks, and an error stops it."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "JWT_", "DATABASE_"))}
-    env.update(DJANGO_DEBUG="true", DATABASE_URL="postgres://lia@db.invalid:5432/lia", DATABASE_POOL_MIN_SIZE="12")
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--port", "0", "--workers", "1"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = serve_refused(
+        tmp_path,
+        {
+            "DJANGO_DEBUG": "true",
+            "DATABASE_URL": "postgres://lia@db.invalid:5432/lia",
+            "DATABASE_POOL_MIN_SIZE": "12",
+        },
     )
 
     assert result.returncode != 0

@@ -40,25 +40,6 @@ DOCUMENTS = {
 }
 
 
-@pytest.mark.parametrize("name", DOCUMENTS)
-def test_a_document_split_at_every_position_streams_exactly_the_reply(name):
-    document = DOCUMENTS[name]
-    for cut in range(len(document) + 1):
-        text, _, sentiment = decode([document[:cut], document[cut:]])
-
-        assert text == REPLY, f"cut at {cut}"
-        assert sentiment == EXPECTED
-
-
-@pytest.mark.parametrize("name", DOCUMENTS)
-def test_a_document_fed_one_character_at_a_time(name):
-    text, outputs, sentiment = decode(list(DOCUMENTS[name]))
-
-    assert text == REPLY
-    assert sentiment == EXPECTED
-    assert "{" not in "".join(outputs[:5])
-
-
 def test_every_truncation_emits_only_a_prefix_of_the_reply_and_falls_back():
     document = DOCUMENTS["ascii escapes"]
     for cut in range(len(document)):
@@ -165,9 +146,13 @@ FENCED = {
 }
 
 
-@pytest.mark.parametrize("name", FENCED)
-def test_a_fenced_document_split_at_every_position_streams_exactly_the_reply(name):
-    document = FENCED[name]
+# Every document, bare or in a fence (servers that ignore `response_format` add one).
+EVERY_DOCUMENT = {**DOCUMENTS, **{f"fenced: {name}": document for name, document in FENCED.items()}}
+
+
+@pytest.mark.parametrize("name", EVERY_DOCUMENT)
+def test_a_document_split_at_every_position_streams_exactly_the_reply(name):
+    document = EVERY_DOCUMENT[name]
     for cut in range(len(document) + 1):
         text, _, sentiment = decode([document[:cut], document[cut:]])
 
@@ -175,12 +160,13 @@ def test_a_fenced_document_split_at_every_position_streams_exactly_the_reply(nam
         assert sentiment == EXPECTED
 
 
-@pytest.mark.parametrize("name", FENCED)
-def test_a_fenced_document_fed_one_character_at_a_time(name):
-    text, _, sentiment = decode(list(FENCED[name]))
+@pytest.mark.parametrize("name", EVERY_DOCUMENT)
+def test_a_document_fed_one_character_at_a_time(name):
+    text, outputs, sentiment = decode(list(EVERY_DOCUMENT[name]))
 
     assert text == REPLY
     assert sentiment == EXPECTED
+    assert "{" not in "".join(outputs[:5])
 
 
 def test_reply_text_after_a_fence_arrives_as_it_is_generated():
