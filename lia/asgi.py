@@ -1,8 +1,9 @@
 """ASGI entry point: `daphne lia.asgi:application`, `python -m lia.uvicorn_worker` (manage.py serve).
 
-Django is set up before anything imports models (the order cookiecutter-django uses). Collected
-static files (the admin's; `manage.py collectstatic`, done in the Docker image) are served in
-front of Django by servestatic, without entering the middleware stack. On shutdown (SIGTERM),
+Django is set up before anything imports models (the order cookiecutter-django uses). Static
+files (the admin's, /chat's, the API docs'; collected by `manage.py collectstatic` in the Docker
+image, found where they lie otherwise) are served in front of Django by servestatic, without
+entering the middleware stack. On shutdown (SIGTERM),
 requests in flight end as if their client had gone away, so open chat streams store their
 partial replies before the process exits (lia.shutdown).
 Outermost, a request whose body is larger than MAX_REQUEST_BODY_BYTES gets the JSON 413
@@ -25,6 +26,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lia.settings.base")
 django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application() does
 
 from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles import finders  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from lia import middleware  # noqa: E402
@@ -154,10 +156,24 @@ def warm_up() -> None:
 
 
 # Django's handler, letting a chat stream's request thread go while it streams (lia.handler).
+def with_static_files(app: Any) -> ServeStaticASGI:
+    """`app` behind servestatic, serving the collected static files (STATIC_ROOT); or, where none
+    were collected (`collectstatic` is the Docker image's step, not `manage.py serve`'s), each
+    app's own, where Django's finders find them, the first found winning as in collectstatic
+    (found by an audit: /chat and the API docs were blank pages under serve without it)."""
+    if Path(settings.STATIC_ROOT).is_dir():
+        return ServeStaticASGI(app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
+    served = ServeStaticASGI(app, prefix=settings.STATIC_URL)
+    locations = list(
+        dict.fromkeys(storage.location for finder in finders.get_finders() for _, storage in finder.list([]))
+    )
+    for location in reversed(locations):  # a later add_files replaces an earlier one's file
+        served.add_files(location, prefix=settings.STATIC_URL)
+    return served
+
+
 django_application = ASGIHandler()
-application: Any = GracefulShutdown(django_application, grace=SHUTDOWN_GRACE_SECONDS)
-if Path(settings.STATIC_ROOT).is_dir():
-    application = ServeStaticASGI(application, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
+application: Any = with_static_files(GracefulShutdown(django_application, grace=SHUTDOWN_GRACE_SECONDS))
 application = RequestBodyLimit(application)
 
 

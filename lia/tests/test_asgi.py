@@ -28,3 +28,27 @@ async def test_health_through_asgi(async_web):
     response = await async_web.get("/health")
 
     assert response.json()["services"]["database"]["status"] == "healthy"
+
+
+@pytest.mark.parametrize(
+    "path", ["conversations/chat.js", "drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"]
+)
+async def test_static_files_are_served_without_collectstatic(settings, tmp_path, path):
+    """/chat and the API docs were blank pages under `manage.py serve` where `collectstatic`
+    (the Docker image's step) hadn't run: every asset a JSON 404 (found by an audit)."""
+    from asgiref.testing import ApplicationCommunicator
+
+    from lia.asgi import with_static_files
+
+    settings.STATIC_ROOT = tmp_path / "never-collected"
+
+    async def django(scope, receive, send):
+        raise AssertionError("a static file reached Django")
+
+    scope = {"type": "http", "method": "GET", "path": f"/static/{path}", "headers": [], "query_string": b""}
+    communicator = ApplicationCommunicator(with_static_files(django), scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(timeout=5)
+
+    assert start["status"] == 200
+    assert dict(start["headers"])[b"content-type"].startswith(b"text/javascript")
