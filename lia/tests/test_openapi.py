@@ -9,6 +9,7 @@ keep a CI pass to a few minutes.
 """
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -226,6 +227,8 @@ def test_docs_pages_use_our_own_assets(client, path):
     page = response.content.decode()
     assert "/static/drf_spectacular_sidecar/" in page
     assert "cdn." not in page
+    # Nothing from another origin, fonts included (Redoc's template linked Google Fonts).
+    assert re.findall(r"""(?:src|href)=["']?(?:https?:)?//""", page) == []
     assert "/api/v1/schema" in page
 
 
