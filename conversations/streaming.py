@@ -62,6 +62,7 @@ from sentiment import (
     StructuredReplyDecoder,
     analyze_message,
     fold_cumulative,
+    valid_unicode,
 )
 
 logger = structlog.get_logger("lia.chat")
@@ -120,7 +121,7 @@ class SurrogateMender:
             return text
         if text and "\ud800" <= text[-1] <= "\udbff":
             text, self._held = text[:-1], text[-1]
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return valid_unicode(text)
 
     def rest(self) -> str:
         """What is held back, once no partner can come."""
@@ -156,8 +157,9 @@ class TurnProgress:
     served_by: str | None = None
     started: float = field(default_factory=time.monotonic)
     first_token_ms: float | None = None
-    superseded: bool = False  # a later turn of the conversation took over (its heartbeat found)
-    gone: bool = False  # the conversation was deleted (its heartbeat found)
+    # Why the stream must stop, as its heartbeat found: a later turn took over (TurnSuperseded),
+    # or the conversation was deleted (ConversationGone). Raised at the stream's next item.
+    stop_with: Exception | None = None
 
     def result(self, plan: TurnPlan, status: TurnStatus) -> TurnResult:
         usage = self.finish.usage if self.finish else None
@@ -340,10 +342,10 @@ async def _heartbeat(plan: TurnPlan, progress: "TurnProgress") -> None:
         await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
         try:
             if not await checkpoint(turn=plan.turn, content="".join(progress.reply)):
-                progress.superseded = True  # the stream stops at its next item or keep-alive
+                progress.stop_with = TurnSuperseded()  # the stream stops at its next item or keep-alive
                 return
-        except ConversationGone:
-            progress.gone = True  # the same
+        except ConversationGone as gone:
+            progress.stop_with = gone
             return
         except Exception as exc:  # a missed checkpoint costs nothing but durability
             logger.warning("chat.turn.checkpoint_failed", error=type(exc).__name__)
@@ -523,10 +525,8 @@ async def chat_turn_events(plan: TurnPlan) -> AsyncIterator[bytes]:
             # reply is saved, not from a second finaliser task after the save.
             async with contextlib.aclosing(_with_keepalive(deltas, interval=keepalive, deadline=deadline)) as items:
                 async for item in items:
-                    if progress.superseded:
-                        raise TurnSuperseded()
-                    if progress.gone:
-                        raise ConversationGone()
+                    if progress.stop_with is not None:
+                        raise progress.stop_with
                     if isinstance(item, bytes):
                         yield item
                     elif isinstance(item, TextDelta):

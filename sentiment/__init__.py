@@ -6,7 +6,13 @@ Lia app; strategies that need an LLM receive an `LLMJsonCall` from conversations
 
 from sentiment.analyzers.structured import STRUCTURED_INSTRUCTIONS, STRUCTURED_SCHEMA, StructuredReplyDecoder
 from sentiment.cumulative import CumulativeState, fold_cumulative, fold_cumulative_llm
-from sentiment.normalize import NEUTRAL_FALLBACK, label_for_score, neutral_fallback, normalize_sentiment
+from sentiment.normalize import (
+    NEUTRAL_FALLBACK,
+    label_for_score,
+    neutral_fallback,
+    normalize_sentiment,
+    valid_unicode,
+)
 from sentiment.services import (
     DEFAULT_METHOD,
     LLM_SEPARATE_METHOD,
@@ -40,4 +46,5 @@ __all__ = [
     "neutral_fallback",
     "normalize_sentiment",
     "preload_analyzers",
+    "valid_unicode",
 ]
