@@ -20,7 +20,7 @@ from accounts.models import USERNAME_PATTERN, User
 from accounts.ratelimit import Decision, rate_limit_refund
 from accounts.services import token_refresh, token_revoke, user_login, user_register
 from accounts.tokens import IssuedToken, token_decode, token_issue, token_user
-from accounts.validators import password_character_problem
+from accounts.validators import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, password_character_problem
 
 logger = structlog.get_logger("lia.accounts")
 
@@ -87,7 +87,10 @@ class RegisterApi(APIView):
             min_length=3, max_length=50, trim_whitespace=False, error_messages=_length_messages(3, 50)
         )
         password = StrictCharField(
-            min_length=8, max_length=100, trim_whitespace=False, error_messages=_length_messages(8, 100)
+            min_length=PASSWORD_MIN_LENGTH,
+            max_length=PASSWORD_MAX_LENGTH,
+            trim_whitespace=False,
+            error_messages=_length_messages(PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH),
         )
 
         def validate_username(self, value: str) -> str:

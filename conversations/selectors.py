@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from django.db.models import Expression, F, Func, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Expression, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Length
 
 from accounts.models import User
@@ -81,19 +81,21 @@ def conversation_messages_page(*, conversation: Conversation, offset: int, limit
 def conversation_user_turns(*, conversation_id: uuid.UUID) -> list[tuple[Message, str | None]]:
     """The conversation's user messages, oldest first, each with its reply's status: that of the
     message after it when that is the assistant's (turn_start writes the two together), else None."""
-    replies: dict[int, str] = {}
-    asking: int | None = None  # the user message waiting for its reply
-    for pk, role, status in (
-        Message.objects.filter(conversation_id=conversation_id)
+    following = (
+        Message.objects.filter(conversation_id=OuterRef("conversation_id"))
+        .filter(Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id")))
         .order_by("created_at", "id")
-        .values_list("id", "role", "status")
-    ):
-        if role == Message.Role.USER:
-            asking = pk
-        elif asking is not None:
-            replies[asking], asking = status, None
-    users = Message.objects.filter(conversation_id=conversation_id, role=Message.Role.USER).order_by("created_at", "id")
-    return [(message, replies.get(message.pk)) for message in users]
+    )
+    users = (
+        Message.objects.filter(conversation_id=conversation_id, role=Message.Role.USER)
+        .annotate(
+            next_role=Subquery(following.values("role")[:1]), next_status=Subquery(following.values("status")[:1])
+        )
+        .order_by("created_at", "id")
+    )
+    return [
+        (message, message.next_status if message.next_role == Message.Role.ASSISTANT else None) for message in users
+    ]
 
 
 # The model always sees at least this many of the latest messages (CONTRACT §9.9), each cut to
