@@ -409,9 +409,8 @@ def test_end_sessions_command_without_a_database_fails_in_one_line():
     )
 
     assert result.returncode == 1
-    assert (
-        result.stderr.splitlines()[-1] == "CommandError: database unavailable: couldn't get a connection after 1.00 sec"
-    )
+    # The pool's own warnings (why it can't connect) come from its thread, before or after it.
+    assert "CommandError: database unavailable: couldn't get a connection after 1.00 sec" in result.stderr.splitlines()
     assert "Traceback" not in result.stderr
 
 
