@@ -93,17 +93,19 @@ def validation_body(detail: Any, *, location: Any) -> dict[str, Any]:
 
 
 def _locator(context: dict[str, Any]) -> Any:
+    """Where a field that failed validation came from: the URL's path, else the query string of
+    a GET (the API's only query parameters are its GETs' paging), else the body. Not by looking
+    the name up in the query string: a body field's error was placed in `query` whenever the URL
+    also carried that name (`POST /register?email=x`)."""
     view = context.get("view")
     request = context.get("request")
     path_fields = set(getattr(view, "kwargs", None) or {})
-    query_fields = set(getattr(request, "query_params", None) or {})
+    from_query = request is not None and request.method in ("GET", "HEAD")
 
     def location(field: str | None) -> str:
         if field in path_fields:
             return "path"
-        if field in query_fields or (field is None and request is not None and request.method == "GET"):
-            return "query"
-        return "body"
+        return "query" if from_query else "body"
 
     return location
 

@@ -25,6 +25,15 @@ def test_a_json_array_body_is_422(web):
     assert response.json()["detail"][0]["loc"] == ["body"]
 
 
+def test_a_body_field_is_located_in_the_body_when_the_query_string_names_it_too(web):
+    body = json.dumps({"email": "not an email", "username": "ada", "password": "short"})
+
+    response = web.post(f"{REGISTER}?email=x&password=y", data=body, content_type="application/json")
+
+    assert response.status_code == 422
+    assert [item["loc"] for item in response.json()["detail"]] == [["body", "email"], ["body", "password"]]
+
+
 def test_body_without_content_type_is_parsed_as_json(web):
     body = json.dumps({"email": "ada@example.com", "username": "ada", "password": "Passw0rdX"})
 
