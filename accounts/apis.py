@@ -1,6 +1,7 @@
 """Auth endpoints (CONTRACT §5): register, login, me, refresh, logout."""
 
 import re
+import unicodedata
 from typing import Any
 
 import structlog
@@ -20,7 +21,12 @@ from accounts.models import USERNAME_PATTERN, User
 from accounts.ratelimit import Decision, rate_limit_refund
 from accounts.services import token_refresh, token_revoke, user_login, user_register
 from accounts.tokens import IssuedToken, token_decode, token_issue, token_user
-from accounts.validators import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, password_character_problem
+from accounts.validators import (
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    EmailAddressValidator,
+    password_character_problem,
+)
 
 logger = structlog.get_logger("lia.accounts")
 
@@ -35,8 +41,19 @@ def _length_messages(minimum: int, maximum: int) -> dict[str, str]:
     }
 
 
-class EmailField(serializers.EmailField, StrictCharField):
+class EmailField(StrictCharField):
+    """An email address, NFKC-normalised as the failed-login lock and the admin's login form read
+    one (a full-width `a` in `ada@` is an `a`, not a look-alike account of its own), then checked by
+    EmailAddressValidator (internationalised local parts, as the FastAPI backend took them)."""
+
     default_error_messages = {**StrictCharField.default_error_messages, **EMAIL_MESSAGES}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.append(EmailAddressValidator(message=self.error_messages["invalid"]))
+
+    def to_internal_value(self, data: Any) -> str:
+        return unicodedata.normalize("NFKC", super().to_internal_value(data))
 
 
 class UserOutputSerializer(serializers.ModelSerializer):

@@ -205,6 +205,43 @@ def test_login_validates_the_email_syntax(web):
     assert response.status_code == 422
 
 
+def test_internationalised_addresses_register_and_log_in(web):
+    # The FastAPI backend's EmailStr took them: an account carried over with one must sign in.
+    body = register_body(email="José.Müller@EXÄMPLE.com")
+
+    registered = post_json(web, REGISTER, body)
+    logged_in = post_json(web, LOGIN, {"email": "josé.müller@exämple.com", "password": body["password"]})
+
+    assert registered.status_code == 201
+    assert registered.json()["user"]["email"] == "José.Müller@exämple.com"
+    assert logged_in.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a\u200bb@example.com",  # an invisible format character
+        "a\u3000b@example.com",  # a space, if not an ASCII one
+        "\u0301a@example.com",  # a combining mark with nothing to combine with
+        "a\u0085b@example.com",  # a control character
+        "jos\u00e9..m@example.com",  # the dot-atom rules still hold
+    ],
+)
+def test_internationalised_addresses_still_follow_the_syntax(web, email):
+    for path, body in ((REGISTER, register_body(email=email)), (LOGIN, {"email": email, "password": "x"})):
+        response = post_json(web, path, body)
+
+        assert response.status_code == 422
+        assert response.json()["error"]["message"] == "email: value is not a valid email address"
+
+
+def test_a_full_width_look_alike_of_a_taken_email_is_the_same_email(web, alice):
+    response = post_json(web, REGISTER, register_body(email="\uff41lice@example.com", username="alice2"))
+
+    assert response.status_code == 400
+    assert User.objects.count() == 1
+
+
 class CountingHasher(MD5PasswordHasher):
     calls: ClassVar[list[str]] = []
 
