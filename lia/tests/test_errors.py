@@ -1,5 +1,6 @@
 """One JSON error shape everywhere (CONTRACT §4, §13): no HTML, no redirects, no stack traces."""
 
+import codecs
 import json
 
 import pytest
@@ -40,6 +41,24 @@ def test_body_without_content_type_is_parsed_as_json(web):
     response = web.generic("POST", REGISTER, body, content_type="")
 
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", ""])
+def test_a_utf8_byte_order_mark_before_the_body_is_skipped(web, content_type):
+    body = json.dumps({"email": "ada@example.com", "username": "ada", "password": "Passw0rdX"}).encode()
+
+    response = web.generic("POST", REGISTER, codecs.BOM_UTF8 + body, content_type=content_type)
+
+    assert response.status_code == 201
+
+
+def test_a_byte_order_mark_is_skipped_only_at_the_start(web):
+    body = b'{"email": "ada@example.com", ' + codecs.BOM_UTF8 + b'"username": "ada", "password": "Passw0rdX"}'
+
+    response = web.generic("POST", REGISTER, body, content_type="application/json")
+
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == "JSON decode error"
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
