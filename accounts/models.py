@@ -3,6 +3,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
+from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -14,16 +15,20 @@ USERNAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
+    # Emails and usernames are unique and matched case-insensitively (CONTRACT §11 W16), by the
+    # functional unique indexes on lower(). Both sides are lowered by the database, as the index
+    # is: Python's lower() and SQLite's (ASCII letters only) disagree on other letters, so an
+    # address such as ÉMILE@example.com never found itself on SQLite (no login, and a second
+    # registration with it got past the check to the index's 409).
+
     def get_by_natural_key(self, email: str | None) -> "User":
-        # Emails are unique and matched case-insensitively (CONTRACT §11 W16); the lookup
-        # uses the functional unique index on lower(email).
-        return self.alias(email_lower=Lower("email")).get(email_lower=(email or "").lower())
+        return self.alias(email_lower=Lower("email")).get(email_lower=Lower(Value(email or "")))
 
     def email_taken(self, email: str) -> bool:
-        return self.alias(email_lower=Lower("email")).filter(email_lower=email.lower()).exists()
+        return self.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(email))).exists()
 
     def username_taken(self, username: str) -> bool:
-        return self.alias(username_lower=Lower("username")).filter(username_lower=username.lower()).exists()
+        return self.alias(username_lower=Lower("username")).filter(username_lower=Lower(Value(username))).exists()
 
     def create_user(self, email: str, username: str, password: str | None = None, **extra: object) -> "User":
         user = self.model(email=self.normalize_email(email), username=username, **extra)

@@ -217,6 +217,20 @@ def test_internationalised_addresses_register_and_log_in(web):
     assert logged_in.status_code == 200
 
 
+def test_an_address_with_non_ascii_capitals_finds_itself(web):
+    # SQLite's lower() folds only ASCII letters: compared with Python's, ÉMILE@ matched nothing.
+    body = register_body(email="ÉMILE@example.com")
+
+    registered = post_json(web, REGISTER, body)
+    again = post_json(web, REGISTER, register_body(email="ÉMILE@example.com", username="emile"))
+    logged_in = post_json(web, LOGIN, {"email": "ÉMILE@EXAMPLE.COM", "password": body["password"]})
+
+    assert registered.status_code == 201
+    assert again.status_code == 400
+    assert again.json() == {"error": {"message": "An account with this email or username already exists"}}
+    assert logged_in.status_code == 200
+
+
 @pytest.mark.parametrize(
     "email",
     [
