@@ -1,5 +1,7 @@
+import unicodedata
 from typing import Any
 
+from django import forms
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
@@ -8,8 +10,29 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.hashers import django_hash_of
+from accounts.validators import EmailAddressValidator
 
 USERNAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
+
+
+class EmailFormField(forms.EmailField):
+    """The admin forms' email field: NFKC-normalised and checked as the API's (accounts.apis)."""
+
+    default_validators = [EmailAddressValidator()]
+
+    def to_python(self, value: Any) -> str:
+        return unicodedata.normalize("NFKC", super().to_python(value))
+
+
+class EmailField(models.EmailField):
+    """An email column with the API's syntax (internationalised local parts too), so that the
+    admin's forms take what the API does: staff could not save a user registered as
+    josé@example.com, not even to deactivate them."""
+
+    default_validators = [EmailAddressValidator()]
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(**{"form_class": EmailFormField, **kwargs})
 
 
 class UserManager(BaseUserManager["User"]):
@@ -43,7 +66,7 @@ class UserManager(BaseUserManager["User"]):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    email = models.EmailField(max_length=255)
+    email = EmailField(max_length=255)
     # CONTRACT §5.1's rules, for the admin's forms (the API's serializer checks them itself).
     username = models.CharField(max_length=50, validators=[MinLengthValidator(3), RegexValidator(USERNAME_PATTERN)])
     is_active = models.BooleanField(default=True)

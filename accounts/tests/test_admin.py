@@ -98,3 +98,46 @@ def test_the_admin_creates_users_by_the_contracts_rules(admin_client, alice, ema
     assert response.status_code == 200
     assert error in response.content.decode()
     assert not User.objects.filter(email=email, username=username).exists()
+
+
+def test_staff_can_save_a_user_with_an_internationalised_address(admin_client, web):
+    """The API takes josé@ (as the FastAPI backend did); the admin's form refused to save such a
+    user, so staff could not even deactivate them there."""
+    from accounts.models import User
+
+    registered = web.post(
+        "/api/v1/auth/register",
+        {"email": "josé@example.com", "username": "jose", "password": "Sup3rSecret"},
+        content_type="application/json",
+    )
+    user = User.objects.get(username="jose")
+
+    response = admin_client.post(
+        f"/admin/accounts/user/{user.pk}/change/",
+        {"email": user.email, "username": user.username},  # is_active unchecked
+    )
+
+    assert registered.status_code == 201
+    assert response.status_code == 302, response.content.decode()[:500]
+    user.refresh_from_db()
+    assert not user.is_active
+
+
+@pytest.mark.parametrize(
+    ("email", "error"),
+    [
+        ("\uff41lice@example.com", "A user with this email already exists."),  # full-width: alice@
+        ("a\u200bb@example.com", "Enter a valid email address."),
+    ],
+)
+def test_the_admin_reads_emails_as_the_api_does(admin_client, alice, email, error):
+    from accounts.models import User
+
+    response = admin_client.post(
+        "/admin/accounts/user/add/",
+        {"email": email, "username": "newcomer", "password1": "Sup3rSecret", "password2": "Sup3rSecret"},
+    )
+
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert User.objects.count() == 2  # alice and the admin
