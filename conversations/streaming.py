@@ -447,11 +447,20 @@ class ChatTurnResponse(StreamingHttpResponse):
     CHAT_TURN_WAIT_SECONDS for it."""
 
     def __init__(self, plan: TurnPlan) -> None:
-        super().__init__(chat_turn_events(plan), content_type="text/event-stream; charset=utf-8")
+        self.events = chat_turn_events(plan)
+        super().__init__(self.events, content_type="text/event-stream; charset=utf-8")
         self.plan = plan
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
         self["Connection"] = "keep-alive"
+
+    async def aclose_stream(self) -> None:
+        """Close the stream now: the client is gone while a send was under way (lia.handler).
+        Django closes only its own wrappers of the stream (RELIABILITY pitfall 3), which left
+        the stream, parked at its yield, to the garbage collector: the provider went on
+        generating and the reply stayed `streaming` until a collection. Closed here, it closes
+        the provider's stream and stores the reply so far as interrupted, as at a disconnect."""
+        await self.events.aclose()
 
     def abandon(self) -> None:
         """Django dropped this response unsent (lia.handler): end the turn if its stream never

@@ -111,7 +111,20 @@ class ASGIHandler(asgi.ASGIHandler):
             thread = _request_thread.get(None)
             if thread is not None:
                 thread.release()
-        await super().send_response(response, send)
+        try:
+            await super().send_response(response, send)
+        except asyncio.CancelledError:  # the client left while a send was under way
+            await _close_stream(response)
+            raise
+
+
+async def _close_stream(response: HttpResponseBase) -> None:
+    """Close a streaming response's own iterator now, where it has a way to (`aclose_stream`):
+    Django's handler closes only the wrappers it iterates, and an iterator parked at its yield
+    would be closed whenever the garbage collector gets to it."""
+    aclose_stream = getattr(response, "aclose_stream", None)
+    if aclose_stream is not None:
+        await aclose_stream()
 
 
 async def _abandon_dropped_response() -> None:

@@ -132,3 +132,41 @@ async def test_a_new_turn_right_after_an_abort_is_accepted_and_ordered(alice, sc
     context, _ = scripted.calls[-1]
     assert context[0].content == "first question"
     assert context[1].content.startswith("w0 w1 ")
+
+
+async def test_a_disconnect_while_a_send_waits_closes_the_stream_at_once(alice, scripted):
+    """RELIABILITY pitfall 3: the client leaves while the server is sending (not while the stream
+    waits for the provider), so Django's handler gets the cancellation, and it closes only its
+    own wrappers of the stream. The stream itself, parked at its yield, was left to the garbage
+    collector: the provider went on generating, and the reply stayed `streaming`, until a
+    collection, seconds or minutes later."""
+    words = [f"word{i} " for i in range(40)]
+    scripted.reply(*words, delay=0.02)
+    scripted.closed = asyncio.Event()
+    payload = json.dumps(body()).encode()
+    pending = [{"type": "http.request", "body": payload, "more_body": False}]
+    sending, left = asyncio.Event(), asyncio.Event()
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if pending:
+            return pending.pop()
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if b"event: chunk" in message.get("body", b""):
+            sending.set()
+            await asyncio.Event().wait()  # a slow network: the client leaves before this is taken
+
+    app = asyncio.ensure_future(application(http_scope(alice.token, payload), receive, send))
+    await asyncio.wait_for(sending.wait(), 5)
+    left.set()
+    await asyncio.wait_for(app, 5)
+
+    await asyncio.wait_for(scripted.closed.wait(), timeout=1)
+    start = parse_events(sent[1]["body"])[0][2]
+    assistant = await wait_for_status(start["message_id"] + 1, "interrupted", within=1)
+    assert assistant.content.startswith("word0 ")
+    assert len(scripted.produced) < len(words)
