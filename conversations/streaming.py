@@ -453,6 +453,8 @@ class ChatTurnResponse(StreamingHttpResponse):
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
         self["Connection"] = "keep-alive"
+        # A client that takes nothing for this long is gone, though still connected (lia.handler).
+        self.send_timeout = settings.CHAT_SEND_TIMEOUT_SECONDS
 
     async def aclose_stream(self) -> None:
         """Close the stream now: the client is gone while a send was under way (lia.handler).

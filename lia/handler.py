@@ -12,6 +12,13 @@ a streaming response starts to be sent, and kept for the next requests. The stre
 database visits run on a small shared pool (conversations.streaming.released), and what Django
 still runs at the end (request_finished, closing the response) takes a thread again for a moment.
 
+A streaming response may bound how long one send waits for the client (`send_timeout`): a
+client still connected but no longer reading fills the connection's buffers, and then the
+server's send waits (uvicorn waits for its buffer to drain; daphne buffers without bound). The
+stream is held at its yield, where neither its time cap nor its keep-alives can end it, until
+TCP gives up, minutes later. A send that waits longer ends the response as a disconnect does
+(the stream is closed, and stores what it has), and the server closes the connection.
+
 Django's own request_started receivers (reset_queries, close_old_connections) are sync, so
 `request_started.asend` ran them in a thread hop of their own before anything else (~0.4 ms of
 every request's latency here). What they tend is the request thread's database connection, so
@@ -20,11 +27,12 @@ none (an async view) has no connection of its own to tend.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
+import structlog
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.handlers import asgi
@@ -32,6 +40,52 @@ from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
 
 _request_thread: ContextVar["RequestThread"] = ContextVar("lia_request_thread")
+logger = structlog.get_logger("lia.access")
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ClientStalled(Exception):
+    """A send to the client waited longer than its response's `send_timeout`."""
+
+
+class BoundedSend:
+    """`send`, raising ClientStalled when one message waits more than `seconds` to be taken.
+
+    One timer per response, checking now and then, not one per send: a chat reply is hundreds
+    of sends, and an `asyncio.timeout` around each cost ~7 us of the event loop's time, forty
+    times the send itself. Used from the task that sends; `close()` when done."""
+
+    def __init__(self, send: Send, seconds: float) -> None:
+        self.send = send
+        self.seconds = seconds
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.since: float | None = None  # when the send under way began
+        self.stalled = False
+        self.timer = self.loop.call_later(seconds, self._check)
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        self.since = self.loop.time()
+        try:
+            await self.send(message)
+        except asyncio.CancelledError:
+            # Ours, unless the task was cancelled for another reason too (the client left).
+            if self.stalled and self.task is not None and self.task.uncancel() == 0:
+                raise ClientStalled() from None
+            raise
+        finally:
+            self.since = None
+
+    def _check(self) -> None:
+        waited = 0.0 if self.since is None else self.loop.time() - self.since
+        if waited >= self.seconds and self.task is not None:
+            self.stalled = True
+            self.task.cancel()  # lands in the send under way: the task is parked there
+        else:
+            self.timer = self.loop.call_later(self.seconds - waited, self._check)
+
+    def close(self) -> None:
+        self.timer.cancel()
 
 
 class RequestThread(Executor):
@@ -111,11 +165,19 @@ class ASGIHandler(asgi.ASGIHandler):
             thread = _request_thread.get(None)
             if thread is not None:
                 thread.release()
+            if send_timeout := getattr(response, "send_timeout", None):
+                send = BoundedSend(send, send_timeout)
         try:
             await super().send_response(response, send)
+        except ClientStalled:
+            logger.warning("http.client_stalled", seconds=send.seconds)
+            await _close_stream(response)  # and the server closes the connection
         except asyncio.CancelledError:  # the client left while a send was under way
             await _close_stream(response)
             raise
+        finally:
+            if isinstance(send, BoundedSend):
+                send.close()
 
 
 async def _close_stream(response: HttpResponseBase) -> None:

@@ -134,6 +134,43 @@ async def test_a_new_turn_right_after_an_abort_is_accepted_and_ordered(alice, sc
     assert context[1].content.startswith("w0 w1 ")
 
 
+async def test_a_client_that_stops_reading_is_let_go(alice, scripted, settings):
+    """A client still connected but no longer reading (a phone whose network went silent, a
+    stuck tab) fills the connection's buffers, and then the server's send waits (uvicorn waits
+    for its buffer to drain): the stream is held at its yield, so neither its time cap nor its
+    keep-alives can end it, and it stayed `streaming` until TCP gave up, minutes later, holding
+    a slot of its user's stream cap. A send that waits longer than CHAT_SEND_TIMEOUT_SECONDS
+    ends the stream as a disconnect does: the reply so far is stored as interrupted and the
+    provider's stream is closed."""
+    settings.CHAT_SEND_TIMEOUT_SECONDS = 0.5
+    words = [f"word{i} " for i in range(40)]
+    scripted.reply(*words, delay=0.02)
+    scripted.closed = asyncio.Event()
+    payload = json.dumps(body()).encode()
+    pending = [{"type": "http.request", "body": payload, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if pending:
+            return pending.pop()
+        await asyncio.Event().wait()  # still connected: no disconnect ever comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if b"event: chunk" in message.get("body", b""):
+            await asyncio.Event().wait()  # the client's window is full: this send never completes
+
+    await asyncio.wait_for(application(http_scope(alice.token, payload), receive, send), timeout=5)
+
+    start = parse_events(sent[1]["body"])[0][2]
+    assistant = await wait_for_status(start["message_id"] + 1, "interrupted")
+    assert assistant.content.startswith("word0 ")
+    assert "".join(words).startswith(assistant.content)
+    assert len(assistant.content) < len("".join(words))
+    await asyncio.wait_for(scripted.closed.wait(), timeout=2)
+
+
 async def test_a_disconnect_while_a_send_waits_closes_the_stream_at_once(alice, scripted):
     """RELIABILITY pitfall 3: the client leaves while the server is sending (not while the stream
     waits for the provider), so Django's handler gets the cancellation, and it closes only its

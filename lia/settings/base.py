@@ -447,6 +447,9 @@ CHAT_CONTEXT_MAX_CHARS = env.int("CHAT_CONTEXT_MAX_CHARS", default=32000)
 CHAT_STREAM_MAX_SECONDS = env.float("CHAT_STREAM_MAX_SECONDS", default=300.0)
 # A `: keep-alive` comment goes out after this many seconds without an event (proxies' idle timeouts).
 CHAT_KEEPALIVE_SECONDS = env.float("CHAT_KEEPALIVE_SECONDS", default=15.0)
+# A client still connected that takes nothing of the stream for this long (its buffers full) is
+# gone: the stream ends as at a disconnect, its reply stored as interrupted.
+CHAT_SEND_TIMEOUT_SECONDS = env.float("CHAT_SEND_TIMEOUT_SECONDS", default=30.0)
 # A new turn waits at most this long for an earlier reply in the same conversation to be stored;
 # one still streaming then is superseded (stopped once its next checkpoint finds out, kept as interrupted).
 CHAT_TURN_WAIT_SECONDS = env.float("CHAT_TURN_WAIT_SECONDS", default=10.0)

@@ -133,7 +133,7 @@ names = [
     "RATE_LIMIT_AUTH_REQUESTS_PER_MINUTE", "RATE_LIMIT_CHAT_REQUESTS_PER_MINUTE",
     "RATE_LIMIT_LOGIN_FAILURES_PER_HOUR", "LLM_CONNECT_TIMEOUT", "LLM_FIRST_TOKEN_TIMEOUT",
     "CHAT_STREAM_MAX_SECONDS", "CHAT_KEEPALIVE_SECONDS", "CHAT_MAX_CONCURRENT_STREAMS",
-    "CHAT_DAILY_TOKEN_BUDGET", "CHAT_SAVE_RETRY_SECONDS",
+    "CHAT_DAILY_TOKEN_BUDGET", "CHAT_SAVE_RETRY_SECONDS", "CHAT_SEND_TIMEOUT_SECONDS",
 ]
 print(json.dumps({
     **{name: getattr(s, name) for name in names},
@@ -175,6 +175,7 @@ def test_the_defaults_are_the_reliability_bounds():
     assert defaults["CHAT_MAX_CONCURRENT_STREAMS"] == 4
     assert defaults["CHAT_DAILY_TOKEN_BUDGET"] == 0  # off unless configured
     assert defaults["CHAT_KEEPALIVE_SECONDS"] <= 15  # 22
+    assert defaults["CHAT_KEEPALIVE_SECONDS"] < defaults["CHAT_SEND_TIMEOUT_SECONDS"] <= 60  # pitfall 9
     assert defaults["CHAT_SAVE_RETRY_SECONDS"] >= 30  # 28
     assert (defaults["CONN_MAX_AGE"], defaults["CONN_HEALTH_CHECKS"]) == (0, True)  # 27, pitfall 7
     assert defaults["pool"]["timeout"] <= 3  # 26

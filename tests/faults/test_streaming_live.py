@@ -3,11 +3,14 @@
 partial reply stored, and so does a server that is told to stop."""
 
 import contextlib
+import json
+import socket
 import time
 
 import httpx
 import pytest
 
+from lia.testing.servers import wait_until
 from tests.faults.conftest import bearer, chat_body, open_stream, register, text_of
 
 TOKENS = [f"tok{i} " for i in range(10)]
@@ -126,6 +129,38 @@ def test_sigterm_with_streams_open_stores_every_partial_reply(live, server):
         assert status == "interrupted"
         assert content.startswith(client_saw)
         assert full_text.startswith(content)
+
+
+def test_a_client_that_stops_reading_is_let_go(live):
+    """Pitfall 9 and RELIABILITY 17 under uvicorn, which waits for a client to take what it was
+    sent: a client still connected that reads nothing more (a network gone silent) held its
+    stream at a send, past the time cap, `streaming` until TCP gave up. After
+    CHAT_SEND_TIMEOUT_SECONDS of waiting the stream ends as at a disconnect, its reply stored as
+    interrupted."""
+    words = [f"word{i:05d} " + "x" * 3000 for i in range(6000)]  # 18 MB: more than the buffers hold
+    live.fake.script(chunks=words, delay=0.0005)
+    lia = live.start(server="uvicorn", CHAT_STREAM_MAX_SECONDS=120, CHAT_SEND_TIMEOUT_SECONDS=1)
+    with lia.client() as client:
+        token = register(client)
+    host, port = lia.url.removeprefix("http://").split(":")
+    body = json.dumps(chat_body("I will stop reading")).encode()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        head = f"POST /api/v1/chat/stream HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        head += f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+        sock.sendall(head.encode() + body)  # and never reads a byte
+
+        def let_go() -> list | None:
+            rows = live.rows("SELECT status, content FROM conversations_message WHERE role = 'assistant'")
+            return rows if rows and rows[0][0] != "streaming" else None
+
+        ((status, content),) = wait_until(let_go, timeout=30, interval=0.25, what="the stalled stream ended")
+
+    assert status == "interrupted"
+    assert content
+    assert "".join(words).startswith(content)
+    assert "http.client_stalled" in lia.log()
+    assert SERVER_TROUBLE["uvicorn"] not in lia.log()
 
 
 def test_a_killed_server_leaves_no_reply_streaming_after_a_restart(live):
