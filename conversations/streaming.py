@@ -327,6 +327,10 @@ async def _save_after_disconnect(plan: TurnPlan, result: TurnResult) -> None:
         await asyncio.wait_for(asyncio.shield(save), SAVE_TIMEOUT_SECONDS)
     except ConversationGone:
         pass  # deleted meanwhile: nothing to store (turn_finish logged it)
+    except asyncio.CancelledError:
+        # Cancelled again (a shutdown repeats its cancellation): the shielded save goes on, and
+        # logs its own giving up.
+        logger.info("chat.turn.save_continues", message_id=plan.turn.assistant_message_id)
     except BaseException:
         logger.exception(
             "chat.turn.save_failed",

@@ -418,3 +418,43 @@ async def test_a_client_that_leaves_while_the_reply_is_saved_does_not_stop_the_s
     await asyncio.wait(saves, timeout=5)
     await sync_to_async(assistant.refresh_from_db)()
     assert (assistant.status, assistant.content) == ("complete", "all of it")
+
+
+async def test_a_second_cancellation_does_not_stop_the_save_after_a_disconnect(alice, scripted, monkeypatch, caplog):
+    """The partial reply of a client that left is stored even when the stream is cancelled again
+    meanwhile (on SIGTERM, lia.shutdown cancels a request still running after 3 s once more;
+    daphne does at its application_close_timeout), here while the save waits to retry through a
+    database blip: the save goes on to store it, and no failure is logged for it."""
+    scripted.reply(*[f"w{i} " for i in range(10)], delay=0.01)
+    turn, assistant = await sync_to_async(turn_of)(alice)
+    loop = asyncio.get_running_loop()
+    first_attempt_failed = asyncio.Event()
+    attempts = []
+
+    def flaky_finish(**kwargs):
+        attempts.append(kwargs["result"].status)
+        if len(attempts) == 1:
+            loop.call_soon_threadsafe(first_attempt_failed.set)
+            raise OperationalError("server closed the connection")
+        return services.turn_finish(**kwargs)
+
+    monkeypatch.setattr(streaming, "turn_finish", flaky_finish)
+    plan = streaming.TurnPlan(turn, "hi", "scripted", "test-model", ChatOptions(model="test-model"), "local")
+    first_chunk = asyncio.Event()
+
+    async def read_all() -> None:
+        async for frame in streaming.chat_turn_events(plan):
+            if b"event: chunk" in frame:
+                first_chunk.set()
+
+    reader = asyncio.create_task(read_all())
+    await asyncio.wait_for(first_chunk.wait(), 5)
+    reader.cancel()  # the client leaves
+    await asyncio.wait_for(first_attempt_failed.wait(), 5)
+    reader.cancel()  # and the stream is cancelled again while its save waits to retry
+    await asyncio.gather(reader, return_exceptions=True)
+
+    stored = await wait_for_status(assistant.pk, "interrupted", within=3)
+    assert stored.content.startswith("w0 ")
+    assert attempts == [TurnStatus.INTERRUPTED, TurnStatus.INTERRUPTED]
+    assert "chat.turn.save_failed" not in caplog.text
