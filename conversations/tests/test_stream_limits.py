@@ -276,8 +276,10 @@ async def test_a_save_that_keeps_failing_gives_up_and_says_so(alice, monkeypatch
     with pytest.raises(OperationalError):
         await streaming._save(plan, TurnResult(content="", status=TurnStatus.FAILED, model_info={}), within=0.3)
 
-    assert "chat.turn.save_gave_up" in caplog.text
-    assert str(turn.conversation_id) in caplog.text
+    logged = [record.msg for record in caplog.records if isinstance(record.msg, dict)]
+    (gave_up,) = [event for event in logged if event["event"] == "chat.turn.save_gave_up"]
+    assert gave_up["level"] == "error"  # RELIABILITY 28: an ERROR naming the conversation and the message
+    assert (gave_up["conversation_id"], gave_up["message_id"]) == (str(turn.conversation_id), 2)
 
 
 async def test_a_stream_closed_at_a_yield_closes_the_provider_before_it_saves(alice, scripted, monkeypatch):
