@@ -46,12 +46,14 @@ async def test_a_chat_turn_never_blocks_the_event_loop(caplog, alice, fake_llm_p
     fake_llm_providers.script(chunks=20, delay=0.005, json={"score": 0.6, "label": "Positive"})
     payload = {"message": "Hello!", "provider": "openai", "model": "gpt-4o-mini", "sentiment_method": "llm_separate"}
 
-    found = await slow_callbacks(caplog, alice.token, payload, turns=5)
-    if found:
-        # The clock can't tell a blocking call from the whole machine pausing (a shared VM was
-        # seen stalled for 250 ms at a time). A blocking call in the path shows in every batch
-        # (the control below shows one each turn); a stall of the machine doesn't come back.
+    # The clock can't tell a blocking call from the whole machine pausing (a shared VM was seen
+    # stalled for 250 ms at a time, and a busy one failed two batches in a row). A blocking call
+    # in the path shows in every batch (the control below shows one each turn); a stall of the
+    # machine doesn't come back each time: one clean batch of three passes.
+    for _ in range(3):
         found = await slow_callbacks(caplog, alice.token, payload, turns=5)
+        if not found:
+            break
     assert found == []
 
 
