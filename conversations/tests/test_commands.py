@@ -1,15 +1,49 @@
-"""The conversations' commands fail in one line when the database is down (found by an audit:
-sweep_streaming and rescore_sentiment printed ~110 lines of psycopg and pool traceback)."""
+"""The conversations' commands: sweep_streaming's work, and each failing in one line when the
+database is down (found by an audit: sweep_streaming and rescore_sentiment printed ~110 lines of
+psycopg and pool traceback). rescore_sentiment's work is in test_rescore.py."""
 
 import os
 import socket
 import subprocess
 import sys
+from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from conversations.models import Conversation, Message, TurnStatus
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def sweep_streaming() -> str:
+    out = StringIO()
+    call_command("sweep_streaming", stdout=out)
+    return out.getvalue().strip()
+
+
+@pytest.mark.django_db
+def test_sweep_streaming_marks_the_replies_a_dead_process_left_streaming(alice):
+    conversation = Conversation.objects.create(user=alice.user, status=TurnStatus.STREAMING)
+    Message.objects.create(conversation=conversation, role="user", content="hello")
+    orphan = Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content="half a rep",
+        status=TurnStatus.STREAMING,
+        updated_at=timezone.now() - timedelta(minutes=5),
+    )
+
+    assert sweep_streaming() == "Marked 1 orphaned streaming reply as interrupted."
+    assert sweep_streaming() == "Marked 0 orphaned streaming replies as interrupted."
+
+    orphan.refresh_from_db()
+    conversation.refresh_from_db()
+    assert (orphan.status, orphan.content) == ("interrupted", "half a rep")
+    assert conversation.status == "interrupted"
 
 
 def manage_without_database(*args: str) -> subprocess.CompletedProcess[str]:

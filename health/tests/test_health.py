@@ -1,9 +1,12 @@
 """Health endpoints (CONTRACT §8) with real probes, including a database and a cache that are down."""
 
+import json
 import socket
 from collections.abc import Iterator
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connections
 
 pytestmark = pytest.mark.django_db
@@ -146,3 +149,59 @@ def test_probes_answer_whatever_host_they_name(client, settings, path):
     assert probe.status_code == 200
     assert api.status_code == 400
     assert root.status_code == 400
+
+
+# --- manage.py healthcheck ------------------------------------------------------------------------
+
+
+def healthcheck(out: StringIO) -> dict[str, dict]:
+    """Run the command; what it printed of each service, by name."""
+    call_command("healthcheck", stdout=out)
+    return services_in(out)
+
+
+def services_in(out: StringIO) -> dict[str, dict]:
+    lines = [line.split(": ", 1) for line in out.getvalue().splitlines() if ": " in line]
+    return {name: json.loads(result) for name, result in lines}
+
+
+def test_the_healthcheck_command_reports_each_service_and_succeeds(db):
+    out = StringIO()
+
+    services = healthcheck(out)
+
+    assert services["database"]["status"] == "healthy"
+    assert services["database"]["details"] == {"type": connections["default"].vendor}
+    assert services["cache"]["status"] == "healthy"
+    assert out.getvalue().splitlines()[-1] == "healthy"
+
+
+def test_the_healthcheck_command_fails_when_the_database_is_unreachable(db, database_down):
+    out = StringIO()
+
+    with pytest.raises(CommandError, match=r"^database unhealthy$"):
+        healthcheck(out)
+
+    database = services_in(out)["database"]
+    assert (database["status"], database["details"]["error"]) == ("unhealthy", "Database connection failed")
+
+
+def test_the_healthcheck_command_succeeds_with_the_cache_down(db, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
+    out = StringIO()
+
+    services = healthcheck(out)
+
+    assert services["cache"] == {
+        "status": "degraded",
+        "latency_ms": None,
+        "details": {"type": "redis", "error": "Cache unavailable"},
+    }
+    assert services["database"]["status"] == "healthy"
+    assert out.getvalue().splitlines()[-1] == "degraded (cache)"
