@@ -41,6 +41,8 @@ def post(client, persona, payload, **headers):
         ({"messages": [{"role": "user", "parts": []}]}, "messages.0.id"),
         ({"messages": [{"id": "1", "role": "user", "parts": [{"type": "text", "text": "x" * 10_001}]}]}, None),
         ({"messages": [{"id": str(i), "role": "user", "parts": []} for i in range(51)]}, "messages"),
+        # Parts each under the cap whose text, joined, is over it.
+        ({"messages": [{"id": "1", "role": "user", "parts": [{"type": "text", "text": "y" * 9_000}] * 3}]}, "messages"),
         ({"message": "hi", "id": 7}, "id"),  # the AI SDK's fields are strings (CONTRACT §7.2)
         ({"message": "hi", "trigger": {"kind": "submit"}}, "trigger"),
     ],
@@ -76,8 +78,8 @@ def test_no_user_text_is_400(web, alice, payload):
 
 @pytest.mark.parametrize(
     "conversation_id",
-    ["not-a-uuid", str(uuid.uuid4()), " ", "\t", "\n "],
-    ids=["malformed", "unknown", "space", "tab", "blank-lines"],
+    ["not-a-uuid", str(uuid.uuid4()), " ", "\t", "\n ", "z" * 500],
+    ids=["malformed", "unknown", "space", "tab", "blank-lines", "very-long"],
 )
 def test_unknown_or_malformed_conversation_is_404_before_streaming(web, alice, conversation_id):
     """CONTRACT §7.6: only absent, null and "" start a new conversation; whitespace is no id."""

@@ -63,4 +63,5 @@ def test_the_stream_says_no_cache_and_no_buffering(web, alice):
     assert response["Content-Type"] == "text/event-stream; charset=utf-8"
     assert response["Cache-Control"] == "no-cache"
     assert response["X-Accel-Buffering"] == "no"
+    assert response["Connection"] == "keep-alive"
     assert "Content-Encoding" not in response
