@@ -69,6 +69,23 @@ def throttled(decision: Decision) -> Decision:
     return decision
 
 
+def set_auth_cookie(response: Response, value: str, *, max_age: int) -> None:
+    """The auth cookie, set (a token) or cleared (`""`, max_age 0): a clearing carries every
+    attribute the cookie was set with (CONTRACT §3.2), which Django's delete_cookie doesn't
+    (it drops HttpOnly, and Secure unless SameSite=None)."""
+    response.set_cookie(
+        settings.COOKIE_NAME,
+        value,
+        max_age=max_age,
+        expires=None if max_age else "Thu, 01 Jan 1970 00:00:00 GMT",
+        path="/",
+        domain=settings.COOKIE_DOMAIN,
+        secure=settings.COOKIE_SECURE,
+        httponly=True,
+        samesite=settings.COOKIE_SAMESITE.capitalize(),
+    )
+
+
 def token_response(*, user: User, token: IssuedToken, status: int = 200) -> Response:
     response = Response(
         {
@@ -81,16 +98,7 @@ def token_response(*, user: User, token: IssuedToken, status: int = 200) -> Resp
         # The body carries the token: no browser or proxy cache may keep it.
         headers={"Cache-Control": "no-store"},
     )
-    response.set_cookie(
-        settings.COOKIE_NAME,
-        token.value,
-        max_age=token.expires_in,
-        path="/",
-        domain=settings.COOKIE_DOMAIN,
-        secure=settings.COOKIE_SECURE,
-        httponly=True,
-        samesite=settings.COOKIE_SAMESITE.capitalize(),
-    )
+    set_auth_cookie(response, token.value, max_age=token.expires_in)
     return response
 
 
@@ -183,15 +191,5 @@ class LogoutApi(APIView):
                 pass  # already unusable: nothing to revoke
         logger.info("auth.logout", user_id=user_id, revoked=user_id is not None)
         response = Response({"message": "Logged out"}, headers={"Cache-Control": "no-store"})
-        response.delete_cookie(
-            settings.COOKIE_NAME,
-            path="/",
-            domain=settings.COOKIE_DOMAIN,
-            samesite=settings.COOKIE_SAMESITE.capitalize(),
-        )
-        # delete_cookie sets Secure only for SameSite=None or __Secure-/__Host- names;
-        # the contract wants the deletion to carry every attribute the cookie was set with.
-        morsel = response.cookies[settings.COOKIE_NAME]
-        morsel["secure"] = settings.COOKIE_SECURE
-        morsel["httponly"] = True
+        set_auth_cookie(response, "", max_age=0)
         return response

@@ -520,6 +520,31 @@ def test_logout_revokes_the_token_and_clears_the_cookie(web, alice):
     assert web.get(ME).status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("samesite", "secure", "domain"), [("none", True, "example.com"), ("strict", False, ""), ("lax", True, "")]
+)
+def test_logout_clears_the_cookie_with_the_attributes_it_was_set_with(web, alice, settings, samesite, secure, domain):
+    """CONTRACT §3.2 (W15): a deletion missing one of them fails for SameSite=None or domain cookies."""
+    settings.COOKIE_SAMESITE, settings.COOKIE_SECURE, settings.COOKIE_DOMAIN = samesite, secure, domain or None
+
+    login = web.post(
+        LOGIN, json.dumps({"email": alice.user.email, "password": PASSWORD}), content_type="application/json"
+    )
+    logout = web.post(LOGOUT)
+
+    def attributes(set_cookie: str) -> set[str]:
+        """The Set-Cookie header's attributes, but for the value and the lifetime."""
+        _, *rest = (part.strip() for part in set_cookie.split(";"))
+        return {part for part in rest if not part.lower().startswith(("max-age=", "expires="))}
+
+    set_cookie, cleared = login.cookies["access_token"].OutputString(), logout.cookies["access_token"].OutputString()
+    assert attributes(cleared) == attributes(set_cookie)
+    assert {f"SameSite={samesite.capitalize()}", "HttpOnly", "Path=/"} <= attributes(set_cookie)
+    assert ("Secure" in attributes(set_cookie), f"Domain={domain}" in attributes(set_cookie)) == (secure, bool(domain))
+    assert cleared.startswith('access_token="";')
+    assert "Max-Age=0" in cleared
+
+
 def test_logout_of_a_legacy_token_revokes_it(web, alice):
     token = _sign(_claims(alice.user, iat=int(timezone.now().timestamp()) - 5))
 
