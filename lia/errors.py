@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError, IntegrityError
 from django.http import Http404, HttpRequest, JsonResponse
@@ -47,7 +48,8 @@ def error_body(message: str, details: dict[str, Any] | None = None) -> dict[str,
 
 
 def body_too_large(limit: int) -> str:
-    """The 413's message, whichever layer refuses the body first."""
+    """The 413's message, whichever layer refuses the body first (lia.asgi.RequestBodyLimit, then
+    lia.middleware.BodySizeMiddleware; Django's own RequestDataTooBig, behind them, says the same)."""
     return f"Request body too large (limit {limit} bytes)"
 
 
@@ -143,7 +145,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
         return Response(body, status=422)
     if isinstance(exc, RequestDataTooBig):
-        return Response(error_body("Request body too large"), status=413)
+        return Response(error_body(body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)), status=413)
     if isinstance(exc, drf.Throttled):
         wait = max(1, math.ceil(exc.wait or 1))
         return Response(
@@ -200,7 +202,7 @@ def internal_error_body() -> dict[str, Any]:
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     if isinstance(exception, RequestDataTooBig):
-        return json_error(413, "Request body too large")
+        return json_error(413, body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
     return json_error(400, "Bad Request")
 
 

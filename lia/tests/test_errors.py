@@ -4,6 +4,9 @@ import codecs
 import json
 
 import pytest
+from django.core.exceptions import RequestDataTooBig
+
+from lia.errors import exception_handler, handler400
 
 pytestmark = pytest.mark.django_db
 
@@ -75,8 +78,21 @@ def test_two_megabyte_body_is_413(web):
     response = web.post(REGISTER, data=body, content_type="application/json")
 
     assert response.status_code == 413
-    assert response.json()["error"]["message"].startswith("Request body too large")
+    assert response.json() == {"error": {"message": "Request body too large (limit 1048576 bytes)"}}
     assert response["Access-Control-Allow-Origin"] == "http://localhost:5173"
+
+
+def test_django_refusing_a_body_as_too_large_says_what_the_other_layers_say(rf):
+    """Behind lia.asgi's and the middleware's checks, Django's own RequestDataTooBig (in a DRF
+    view, or outside one) is the same 413 with the same message, not a shorter one of its own."""
+    too_big = RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+
+    in_a_view = exception_handler(too_big, {"request": rf.post(REGISTER)})
+    outside = handler400(rf.post(REGISTER), too_big)
+
+    expected = {"error": {"message": "Request body too large (limit 1048576 bytes)"}}
+    assert (in_a_view.status_code, in_a_view.data) == (413, expected)
+    assert (outside.status_code, json.loads(outside.content)) == (413, expected)
 
 
 @pytest.mark.parametrize("path", ["/nope", "/api/v1/unknown", "/api/v1/auth/login/", "/api/v1/auth/me/"])
