@@ -37,15 +37,6 @@ class ResolvedProvider:
     served_by: str  # the provider actually answering: "gemini", "openai", "offline", "ollama", …
     offline: bool
 
-    def model_info(self, thoughts: list[str] | None = None) -> dict[str, Any]:
-        """A message's `model_info` (CONTRACT §9.4), saying who really answered when it differs."""
-        info: dict[str, Any] = {"provider": self.name, "model": self.model, "thoughts": thoughts or None}
-        if self.served_by != self.name:
-            info["served_by"] = self.served_by
-        if self.offline:
-            info["offline"] = True
-        return info
-
 
 def provider_configs() -> dict[str, dict[str, Any]]:
     return dict(settings.LLM_PROVIDERS)

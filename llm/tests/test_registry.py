@@ -73,23 +73,3 @@ def test_one_instance_per_provider_until_settings_change(settings):
 
     settings.LLM_OFFLINE_FALLBACK = True  # any LLM_ setting change rebuilds
     assert resolve_provider("gemini", "a").provider is not first
-
-
-def test_model_info_says_when_the_offline_provider_answered(settings):
-    settings.DEBUG = True
-    settings.LLM_OFFLINE_FALLBACK = None
-
-    info = resolve_provider("gemini", "gemini-2.5-flash").model_info(["Thinking."])
-
-    assert info == {
-        "provider": "gemini",
-        "model": "gemini-2.5-flash",
-        "thoughts": ["Thinking."],
-        "served_by": "offline",
-        "offline": True,
-    }
-
-
-def test_model_info_of_a_real_provider_is_the_contract_shape(fake_llm_providers):
-    info = resolve_provider("openai", "gpt-4o").model_info([])
-    assert info == {"provider": "openai", "model": "gpt-4o", "thoughts": None}
