@@ -126,11 +126,6 @@ class StructuredReplyDecoder:
         """All reply text returned by `feed` so far."""
         return "".join(self._reply)
 
-    @property
-    def is_json(self) -> bool:
-        """True once the output is known to be a JSON document (False: plain text, or undecided)."""
-        return self._mode == "json"
-
     def feed(self, delta: str) -> str:
         if not delta:
             return ""

@@ -179,7 +179,6 @@ def test_reply_text_after_a_fence_arrives_as_it_is_generated():
     assert decoder.feed('lo", "sentiment": {"score": 0.5}}\n`') == "lo"
     assert decoder.feed("``") == ""
     assert decoder.flush() == ""
-    assert decoder.is_json
     assert decoder.finish() == Sentiment(score=0.5, label="Positive", emotion=None, source="structured")
 
 
