@@ -155,7 +155,6 @@ def warm_up() -> None:
     server_logger.info("server.warmed_up", ms=round((time.monotonic() - started) * 1000), **loaded)
 
 
-# Django's handler, letting a chat stream's request thread go while it streams (lia.handler).
 def with_static_files(app: Any) -> ServeStaticASGI:
     """`app` behind servestatic, serving the collected static files (STATIC_ROOT); or, where none
     were collected (`collectstatic` is the Docker image's step, not `manage.py serve`'s), each
@@ -172,6 +171,7 @@ def with_static_files(app: Any) -> ServeStaticASGI:
     return served
 
 
+# Django's handler, letting a chat stream's request thread go while it streams (lia.handler).
 django_application = ASGIHandler()
 application: Any = with_static_files(GracefulShutdown(django_application, grace=SHUTDOWN_GRACE_SECONDS))
 application = RequestBodyLimit(application)
