@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from lia.shutdown import GracefulShutdown
 from lia.uvicorn_worker import MAX_HEAD_BYTES, Server, config
 
 
@@ -31,7 +32,11 @@ async def echo_sizes(scope, receive, send):
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[str, int]]:
+async def served(monkeypatch) -> AsyncIterator[tuple[str, int]]:
+    # The server's shutdown calls GracefulShutdown.disconnect_all(), which marks the whole
+    # process as shutting down: restored after the test, or every chat stream a later test
+    # opens through lia.asgi is ended at its first byte as if its client had left.
+    monkeypatch.setattr(GracefulShutdown, "_shutting_down", False)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
