@@ -258,7 +258,10 @@ def test_a_locked_account_is_one_line(web, alice, caplog, settings):
 async def test_no_secret_reaches_the_logs_across_the_auth_and_chat_flow(async_web, caplog, fake_llm_providers):
     caplog.set_level(logging.DEBUG)
     password = "Unl1kely-Passw0rd"
-    secrets: list[str] = [password, "Wr0ng-Passw0rd", "g-fake", "sk-fake"]
+    # Nor the words of a conversation: the user's message, the reply, its thoughts.
+    text, reply, thought = "Unlikely message text", "Unlikely reply text", "Unlikely thought"
+    fake_llm_providers.script(text=reply, thoughts=[thought])
+    secrets: list[str] = [password, "Wr0ng-Passw0rd", "g-fake", "sk-fake", text, reply, thought]
 
     async def call(method: str, path: str, body: Any = None, **headers: str) -> Any:
         kwargs: dict[str, Any] = {"headers": headers}
@@ -279,7 +282,7 @@ async def test_no_secret_reaches_the_logs_across_the_auth_and_chat_flow(async_we
     bearer = {"Authorization": f"Bearer {token}"}
     await call("get", "/api/v1/auth/me", Cookie=f"access_token={cookie}")
     for provider, model in (("gemini", "gemini-2.5-flash"), ("openai", "gpt-4o"), ("openai", "gpt-4o-401")):
-        await call("post", "/api/v1/chat/stream", {"message": "Hello", "provider": provider, "model": model}, **bearer)
+        await call("post", "/api/v1/chat/stream", {"message": text, "provider": provider, "model": model}, **bearer)
     refreshed = await call("post", "/api/v1/auth/refresh", **bearer)
     await call("post", "/api/v1/auth/refresh", **bearer)  # spent
     await call("get", "/api/v1/auth/me", Authorization="Bearer not.a.token")
