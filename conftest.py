@@ -1,6 +1,7 @@
-"""Fixtures shared by every app's tests: personas, HTTP clients, a clean rate limiter."""
+"""Fixtures shared by every app's tests: personas, HTTP clients, a clean rate limiter, a scripted
+LLM provider."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +14,7 @@ from accounts.models import User
 from accounts.ratelimit import limiter
 from accounts.tests.factories import UserFactory
 from accounts.tokens import token_issue
+from conversations.tests.scripted import Script, ScriptedProvider
 
 PASSWORD = "Sup3rSecret"
 WEB_ORIGIN = "http://localhost:5173"
@@ -86,3 +88,16 @@ def _fresh_rate_limits() -> None:
         cache.delete_pattern("*")
     else:
         cache.clear()
+
+
+@pytest.fixture
+def scripted(settings) -> Iterator[Script]:
+    """Route provider "scripted" to ScriptedProvider and hand the test its script."""
+    settings.LLM_PROVIDERS = {
+        **settings.LLM_PROVIDERS,
+        "scripted": {"BACKEND": "conversations.tests.scripted.ScriptedProvider"},
+    }
+    script = Script().reply("Hi", "! ", "How ", "can I help?")
+    ScriptedProvider.current = script
+    yield script
+    ScriptedProvider.current = Script()

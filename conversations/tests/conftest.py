@@ -1,27 +1,12 @@
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from django.test import AsyncClient
 
 from conftest import Persona
-from conversations.tests.scripted import Script, ScriptedProvider
 
 STREAM = "/api/v1/chat/stream"
-
-
-@pytest.fixture
-def scripted(settings) -> Iterator[Script]:
-    """Route provider "scripted" to ScriptedProvider and hand the test its script."""
-    settings.LLM_PROVIDERS = {
-        **settings.LLM_PROVIDERS,
-        "scripted": {"BACKEND": "conversations.tests.scripted.ScriptedProvider"},
-    }
-    script = Script().reply("Hi", "! ", "How ", "can I help?")
-    ScriptedProvider.current = script
-    yield script
-    ScriptedProvider.current = Script()
 
 
 def body(message: str = "Hello!", **extra: Any) -> dict[str, Any]:
@@ -58,8 +43,3 @@ def stream(async_web) -> Any:
         return response, parse_events(raw) if response.status_code == 200 else []
 
     return run
-
-
-async def aiter_chunks(response: Any) -> AsyncIterator[bytes]:
-    async for chunk in response.streaming_content:
-        yield chunk

@@ -14,7 +14,7 @@ from django.db import connection
 from conversations import apis
 from conversations.models import Conversation, Message
 from conversations.tests.conftest import body, parse_events, read_stream
-from conversations.tests.scripted import Script, ScriptedProvider
+from conversations.tests.scripted import Script
 from conversations.tests.test_disconnect import http_scope, read_until
 from lia import handler
 from lia.asgi import application
@@ -44,14 +44,9 @@ async def open_stream(token: str, payload: bytes) -> ApplicationCommunicator:
 
 
 @pytest.fixture
-def scripted(settings):
-    settings.LLM_PROVIDERS = {
-        **settings.LLM_PROVIDERS,
-        "scripted": {"BACKEND": "conversations.tests.scripted.ScriptedProvider"},
-    }
-    ScriptedProvider.current = Script().reply(*[f"w{i} " for i in range(30)], delay=0.05)
-    yield
-    ScriptedProvider.current = Script()
+def scripted(scripted: Script) -> Script:
+    """Replies long enough to be still streaming while a test looks: 30 words, 50 ms apart."""
+    return scripted.reply(*[f"w{i} " for i in range(30)], delay=0.05)
 
 
 async def test_open_streams_hold_no_request_thread(alice, scripted, settings):
@@ -171,7 +166,7 @@ async def test_a_client_gone_while_the_turn_is_written_ahead_leaves_its_reply_in
     assert len(finished) == 1  # request_finished, once
     rows = await sync_to_async(list)(Message.objects.order_by("id").values_list("role", "status", "content"))
     assert rows == [("user", "complete", "first question"), ("assistant", "interrupted", "")]
-    assert ScriptedProvider.current.calls == []  # the provider was never asked
+    assert scripted.calls == []  # the provider was never asked
     conversation_id = str(await sync_to_async(Conversation.objects.values_list("pk", flat=True).get)())
 
     monkeypatch.setattr(apis, "turn_start", written)

@@ -20,7 +20,6 @@ from django.test import Client
 
 from conftest import PASSWORD, WEB_ORIGIN
 from conversations.models import Conversation
-from conversations.tests.scripted import Script, ScriptedProvider
 from lia.logging import build_logging_config
 
 INTERNALS = ("Traceback", "RuntimeError", "secret internals", ".py", "SELECT", "password=hunter2")
@@ -144,23 +143,16 @@ def json_log() -> Any:
 
 @pytest.mark.django_db(transaction=True)
 async def test_an_exception_inside_the_stream_is_an_error_event_whose_id_is_in_the_log(
-    async_web, alice, caplog, settings
+    async_web, alice, caplog, scripted
 ):
-    settings.LLM_PROVIDERS = {
-        **settings.LLM_PROVIDERS,
-        "scripted": {"BACKEND": "conversations.tests.scripted.ScriptedProvider"},
-    }
-    ScriptedProvider.current = Script(steps=[("text", "Hel"), ("crash", None)])
-    try:
-        response = await async_web.post(
-            "/api/v1/chat/stream",
-            json.dumps({"message": "Hi", "provider": "scripted", "model": "m", "sentiment_method": "local"}),
-            content_type="application/json",
-            headers=alice.bearer,
-        )
-        raw = b"".join([chunk async for chunk in response.streaming_content]).decode()
-    finally:
-        ScriptedProvider.current = Script()
+    scripted.steps = [("text", "Hel"), ("crash", None)]
+    response = await async_web.post(
+        "/api/v1/chat/stream",
+        json.dumps({"message": "Hi", "provider": "scripted", "model": "m", "sentiment_method": "local"}),
+        content_type="application/json",
+        headers=alice.bearer,
+    )
+    raw = b"".join([chunk async for chunk in response.streaming_content]).decode()
 
     assert response.status_code == 200
     last = raw.strip().split("\n\n")[-1]
