@@ -4,9 +4,12 @@ import asyncio
 import json
 import logging
 import socket
+from datetime import timedelta
+from email.utils import format_datetime
 
 import jsonschema
 import pytest
+from django.utils import timezone
 
 from llm import (
     ChatMessage,
@@ -23,6 +26,7 @@ from llm import (
     preload_providers,
     resolve_provider,
 )
+from llm.providers._common import retry_after_from_headers
 
 PROVIDERS = ["openai", "gemini", "compat"]
 MODEL = {"openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash", "compat": "fake-small"}
@@ -263,6 +267,30 @@ async def test_rate_limit_reports_the_vendors_retry_after(fake, name, settings):
 
     assert caught.value.retry_after == 120
     assert len(fake.requests) == 1  # a 2-minute wait is not worth holding the user for
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after-ms": "250", "retry-after": "7"}, 0.25),  # OpenAI's finer header first
+        ({"retry-after-ms": "soon", "retry-after": "7"}, 7.0),
+        ({"retry-after": "-3"}, 0.0),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # a date gone by
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_read_in_each_form_the_http_header_takes(headers, seconds):
+    assert retry_after_from_headers(headers) == seconds
+
+
+def test_retry_after_as_an_http_date_is_the_seconds_until_it():
+    in_30_seconds = format_datetime(timezone.now() + timedelta(seconds=30), usegmt=True)
+
+    assert 28 <= retry_after_from_headers({"retry-after": in_30_seconds}) <= 30
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
