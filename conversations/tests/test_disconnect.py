@@ -2,75 +2,15 @@
 send one): the user message and the partial reply stay, marked interrupted (CONTRACT §7.15)."""
 
 import asyncio
-import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
-from django.conf import settings
 from django.core.signals import request_finished
-from django.utils.module_loading import import_string
 
 from conversations.models import Message
-from conversations.tests.conftest import STREAM, body, parse_events
+from conversations.tests.conftest import body, open_stream, read_until, wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-application = import_string(settings.ASGI_APPLICATION)  # what the server serves: lia.asgi's whole stack
-
-
-def http_scope(token: str, payload: bytes) -> dict:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": STREAM,
-        "raw_path": STREAM.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"accept", b"text/event-stream"),
-            (b"authorization", f"Bearer {token}".encode()),
-            (b"content-length", str(len(payload)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-
-
-async def open_stream(token: str, payload: dict) -> ApplicationCommunicator:
-    raw = json.dumps(payload).encode()
-    communicator = ApplicationCommunicator(application, http_scope(token, raw))
-    await communicator.send_input({"type": "http.request", "body": raw, "more_body": False})
-    start = await communicator.receive_output(timeout=5)
-    assert start["type"] == "http.response.start"
-    assert start["status"] == 200
-    return communicator
-
-
-async def read_until(communicator: ApplicationCommunicator, chunks: int) -> list:
-    received = b""
-    while True:
-        message = await communicator.receive_output(timeout=5)
-        received += message.get("body", b"")
-        events = parse_events(received)
-        if sum(1 for _, name, _ in events if name == "chunk") >= chunks:
-            return events
-
-
-async def wait_for_status(message_id: int, status: str, within: float = 5.0) -> Message:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        message = await sync_to_async(Message.objects.get)(pk=message_id)
-        if message.status == status:
-            return message
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"message {message_id} never reached {status}; it is {message.status}")
 
 
 @pytest.mark.parametrize("after_chunks", [0, 1, 3, 9])  # before the first token, first, middle, last - 1

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conversations.tests.test_disconnect import open_stream
+from conversations.tests.conftest import open_stream
 from llm import Finish, TextDelta
 
 pytestmark = pytest.mark.django_db(transaction=True)

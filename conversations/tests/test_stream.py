@@ -9,8 +9,7 @@ from django.db import connections
 
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.services import conversation_title_from
-from conversations.tests.conftest import STREAM, body, parse_events, read_stream
-from conversations.tests.test_disconnect import open_stream
+from conversations.tests.conftest import STREAM, body, open_stream, parse_events, read_stream
 from llm import ProviderRateLimited, ProviderUnavailable
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Message
-from conversations.tests.test_disconnect import open_stream, read_until
+from conversations.tests.conftest import open_stream, read_until
 from llm import ChatMessage, ChatOptions, Delta, Finish, LLMError, TextDelta, Usage
 
 pytestmark = pytest.mark.django_db(transaction=True)

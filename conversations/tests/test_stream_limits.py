@@ -13,8 +13,7 @@ from django.utils import timezone
 from conversations import services, streaming
 from conversations.models import Conversation, Message, TurnStatus
 from conversations.services import TurnResult, streaming_messages_sweep
-from conversations.tests.conftest import body, parse_events, read_stream
-from conversations.tests.test_disconnect import open_stream, read_until, wait_for_status
+from conversations.tests.conftest import body, open_stream, parse_events, read_stream, read_until, wait_for_status
 from llm import ChatOptions
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Message
-from conversations.tests.test_disconnect import open_stream, read_until, wait_for_status
+from conversations.tests.conftest import open_stream, read_until, wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation, Message
-from conversations.tests.test_disconnect import open_stream, read_until
+from conversations.tests.conftest import open_stream, read_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

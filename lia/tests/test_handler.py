@@ -13,9 +13,8 @@ from django.db import connection
 
 from conversations import apis
 from conversations.models import Conversation, Message
-from conversations.tests.conftest import body, parse_events, read_stream
+from conversations.tests.conftest import body, http_scope, open_stream, parse_events, read_stream, read_until
 from conversations.tests.scripted import Script
-from conversations.tests.test_disconnect import http_scope, read_until
 from lia import handler
 from lia.asgi import application
 from lia.handler import ASGIHandler, RequestThread
@@ -36,13 +35,6 @@ def kept_request_threads() -> int:
     return sum(t.name.startswith("lia-request") and t.is_alive() for t in threading.enumerate())
 
 
-async def open_stream(token: str, payload: bytes) -> ApplicationCommunicator:
-    communicator = ApplicationCommunicator(application, http_scope(token, payload))
-    await communicator.send_input({"type": "http.request", "body": payload, "more_body": False})
-    assert (await communicator.receive_output(timeout=5))["status"] == 200
-    return communicator
-
-
 @pytest.fixture
 def scripted(scripted: Script) -> Script:
     """Replies long enough to be still streaming while a test looks: 30 words, 50 ms apart."""
@@ -56,7 +48,7 @@ async def test_open_streams_hold_no_request_thread(alice, scripted, settings):
     streams = []
     for index in range(6):
         payload["message"] = f"turn {index}"
-        streams.append(await open_stream(alice.token, json.dumps(payload).encode()))
+        streams.append(await open_stream(alice.token, payload))
     for communicator in streams:
         await read_until(communicator, 1)
 

@@ -14,7 +14,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.db import connections
 
 from conversations.models import Message
-from conversations.tests.test_disconnect import http_scope as stream_scope
+from conversations.tests.conftest import http_scope as stream_scope
 from lia.handler import ASGIHandler
 from lia.shutdown import GracefulShutdown
 
