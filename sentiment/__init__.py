@@ -5,7 +5,7 @@ Lia app; strategies that need an LLM receive an `LLMJsonCall` from conversations
 """
 
 from sentiment.analyzers.structured import STRUCTURED_INSTRUCTIONS, STRUCTURED_SCHEMA, StructuredReplyDecoder
-from sentiment.cumulative import CumulativeState, fold_cumulative, fold_cumulative_llm
+from sentiment.cumulative import CumulativeState, fold_cumulative
 from sentiment.normalize import (
     NEUTRAL_FALLBACK,
     label_for_score,
@@ -41,7 +41,6 @@ __all__ = [
     "StructuredReplyDecoder",
     "analyze_message",
     "fold_cumulative",
-    "fold_cumulative_llm",
     "label_for_score",
     "neutral_fallback",
     "normalize_sentiment",

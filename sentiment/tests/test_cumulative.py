@@ -1,7 +1,6 @@
-import asyncio
 import json
 
-from sentiment import CumulativeState, Sentiment, fold_cumulative, fold_cumulative_llm, neutral_fallback
+from sentiment import CumulativeState, Sentiment, fold_cumulative, neutral_fallback
 
 
 def message(score: float, label: str, emotion: str | None = None) -> Sentiment:
@@ -102,62 +101,3 @@ def test_summaries_stay_within_100_characters():
 
     assert cumulative.summary is not None
     assert len(cumulative.summary) <= 100
-
-
-class FakeLLM:
-    def __init__(self, answer, delay: float = 0.0):
-        self.answer, self.delay = answer, delay
-        self.calls: list[tuple[str, str, dict]] = []
-
-    async def __call__(self, system_prompt, user_text, schema):
-        self.calls.append((system_prompt, user_text, schema))
-        await asyncio.sleep(self.delay)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-
-async def test_the_llm_updates_summary_score_and_label():
-    state, _ = fold_cumulative(None, message(0.7, "Positive", "curious"))
-    llm = FakeLLM({"summary": "User was curious, now " + "very " * 30 + "upset", "score": -5, "label": "NEGATIVE"})
-
-    new, cumulative = await fold_cumulative_llm(
-        state, message(-0.9, "Negative", "upset"), text="This broke everything!", llm_json=llm, timeout=5
-    )
-
-    assert (cumulative.score, cumulative.label, cumulative.source) == (-1.0, "Negative", "incremental")
-    assert cumulative.summary.startswith("User was curious")
-    assert len(cumulative.summary) <= 100
-    assert cumulative.emotion == "upset"
-    assert new.count == 2
-    ((_, user_text, schema),) = llm.calls
-    assert "This broke everything!" in user_text
-    assert "User is curious" in user_text
-    assert schema["required"] == ["summary", "score", "label", "emotion"]
-
-
-async def test_the_first_message_needs_no_llm_call():
-    llm = FakeLLM({"summary": "x", "score": 1})
-
-    _, cumulative = await fold_cumulative_llm(None, message(0.3, "Positive", "calm"), text="hi", llm_json=llm)
-
-    assert llm.calls == []
-    assert (cumulative.summary, cumulative.source) == ("User is calm", "incremental")
-
-
-async def test_an_llm_failure_falls_back_to_the_running_mean():
-    state, _ = fold_cumulative(None, message(0.8, "Positive", "happy"))
-    for llm, reason in [
-        (FakeLLM(RuntimeError("down")), "error"),
-        (FakeLLM("not json"), "invalid_response"),
-        (FakeLLM({"summary": "x"}, delay=30), "timeout"),
-    ]:
-        async with asyncio.timeout(10):
-            new, cumulative = await fold_cumulative_llm(
-                state, message(-0.4, "Negative", "annoyed"), text="meh", llm_json=llm, timeout=0.1
-            )
-
-        assert (new.count, new.score) == (2, 0.2)
-        assert (cumulative.score, cumulative.label, cumulative.source) == (0.2, "Positive", "incremental_fallback")
-        assert cumulative.summary == "User is happy"
-        assert cumulative.details == {"error": reason}
