@@ -2,15 +2,19 @@
 send one): the user message and the partial reply stay, marked interrupted (CONTRACT §7.15)."""
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.signals import request_finished
+from django.utils.module_loading import import_string
 
 from conversations.models import Message
-from conversations.tests.conftest import body, open_stream, read_until, wait_for_status
+from conversations.tests.conftest import body, http_scope, open_stream, parse_events, read_until, wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
+application = import_string(settings.ASGI_APPLICATION)  # what the server serves: lia.asgi's whole stack
 
 
 @pytest.mark.parametrize("after_chunks", [0, 1, 3, 9])  # before the first token, first, middle, last - 1
