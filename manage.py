@@ -3,6 +3,7 @@
 
 import os
 import sys
+from pathlib import Path
 
 
 def main() -> None:
@@ -11,6 +12,14 @@ def main() -> None:
     # but not for `serve`, the production server (as the ASGI entry point has no such default):
     # it needs DJANGO_DEBUG=true said out loud to run with development secrets.
     if sys.argv[1:2] != ["serve"]:
+        # A DJANGO_DEBUG in .env counts as the environment's, as the settings read it: read here
+        # first, or the default below would win over it (found by an audit: DJANGO_DEBUG=false in
+        # .env, and every command but serve ran in development mode).
+        import environ
+
+        dotenv = Path(__file__).resolve().parent / ".env"
+        if dotenv.is_file():
+            environ.Env.read_env(dotenv)  # never overrides the environment, as in the settings
         os.environ.setdefault("DJANGO_DEBUG", "true")
     from django.core.management import execute_from_command_line
 

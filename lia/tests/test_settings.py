@@ -3,6 +3,7 @@
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,42 @@ def test_development_needs_no_environment():
     result = manage("check", DJANGO_DEBUG="true")
 
     assert result.returncode == 0, result.stderr
+
+
+SOURCES = ("manage.py", "lia", "accounts", "conversations", "llm", "sentiment", "health", "templates")
+
+
+@pytest.mark.parametrize(("dotenv", "production"), [("DJANGO_DEBUG=false\n", True), ("", False)])
+def test_manage_py_reads_debug_from_dot_env(tmp_path, dotenv, production):
+    """README "Operations": production sets DJANGO_DEBUG=false "in the environment or in .env" for
+    every command. Found by an audit: manage.py's development default was set before the settings
+    read .env, so a .env saying false was overridden and every command ran in development mode.
+    A copy of the project, so the test has a .env of its own."""
+    for name in SOURCES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    (tmp_path / ".env").write_text(dotenv)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "DATABASE_"))}
+    environment.pop("REDIS_URL", None)
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=tmp_path,
+        env={**environment, "DJANGO_SETTINGS_MODULE": "lia.settings.base"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    if production:
+        assert result.returncode != 0
+        assert "DJANGO_SECRET_KEY is not set. Production (DJANGO_DEBUG=false)" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
 
 
 def test_production_settings_hash_with_argon2():
