@@ -1,3 +1,5 @@
+from io import StringIO
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +143,46 @@ def test_the_admin_reads_emails_as_the_api_does(admin_client, alice, email, erro
     assert response.status_code == 200
     assert error in response.content.decode()
     assert User.objects.count() == 2  # alice and the admin
+
+
+@pytest.mark.parametrize(
+    ("email", "username", "complaint"),
+    [
+        ("ROOT@Example.com", "other", "That email is already taken."),
+        ("other@example.com", "ROOT", "That username is already taken."),
+    ],
+)
+def test_createsuperuser_refuses_a_taken_email_or_username_in_one_line(db, email, username, complaint):
+    """Emails and usernames are unique whatever their case (constraints on lower(), which Django's
+    command doesn't see): a taken one ended in an IntegrityError traceback (found by an audit)."""
+    from django.core.management import CommandError, call_command
+
+    from accounts.models import User
+
+    call_command("createsuperuser", "--noinput", email="root@example.com", username="root")
+
+    with pytest.raises(CommandError, match=complaint):
+        call_command("createsuperuser", "--noinput", email=email, username=username)
+    assert User.objects.count() == 1
+
+
+def test_createsuperuser_asks_again_for_a_taken_username(db, monkeypatch):
+    from django.core.management import call_command
+
+    from accounts.models import User
+
+    call_command("createsuperuser", "--noinput", email="root@example.com", username="root")
+    answers = iter(["Root", "second"])
+    monkeypatch.setattr("builtins.input", lambda message: next(answers))
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "Sup3rSecret")
+    stderr = StringIO()
+
+    call_command("createsuperuser", email="two@example.com", stdin=Tty(), stderr=stderr)
+
+    assert "That username is already taken." in stderr.getvalue()
+    assert User.objects.get(email="two@example.com").username == "second"
+
+
+class Tty(StringIO):
+    def isatty(self) -> bool:
+        return True
