@@ -5,7 +5,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import PAGE_VAR
 from django.core.paginator import Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
@@ -152,7 +153,18 @@ class ConversationAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return super().get_queryset(request).annotate(message_count=Count("messages"))
+        # A subquery per conversation shown, on the messages' index (found by an audit: as an
+        # aggregate over a join, every conversation's messages were counted, and the filters'
+        # and the date hierarchy's queries grouped by conversation too, before a page was
+        # picked: 5 s a page at 300 000 conversations).
+        counts = (
+            Message.objects.filter(conversation=OuterRef("pk"))
+            .order_by()
+            .values("conversation")
+            .annotate(count=Count("*"))
+            .values("count")
+        )
+        return super().get_queryset(request).annotate(message_count=Coalesce(Subquery(counts), 0))
 
     def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, *args: Any, **kwargs: Any) -> Any:
         try:
