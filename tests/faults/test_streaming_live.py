@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from lia.shutdown import SHUTDOWN_ERROR
 from lia.testing.servers import wait_until
 from tests.faults.conftest import bearer, chat_body, open_stream, register, text_of
 
@@ -118,8 +119,12 @@ def test_sigterm_with_streams_open_stores_every_partial_reply(live, server):
         seen = [text_of(stream.events) for stream in opened]
 
         exit_code = lia.terminate(timeout=30)
+        endings = [stream.read_all()[-1] for stream in opened]  # raises if a body was cut off
 
     assert exit_code == 0  # no crash at exit either
+    # Each client is told its reply was stopped (found by an audit: uvicorn's bodies just ended,
+    # and daphne cut all but the first stream of a worker off mid-body).
+    assert endings == [("error", {"message": SHUTDOWN_ERROR})] * streams
     assert "timeout graceful shutdown exceeded" not in lia.log()  # uvicorn: ended, not timed out
     assert live.fake.wait_for_disconnect(count=streams, timeout=5)  # every provider stream closed
     messages = live.messages()
