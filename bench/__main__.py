@@ -132,7 +132,7 @@ def parse(argv: list[str] | None = None) -> Config:
         "--daphne-verbosity",
         type=int,
         default=defaults.daphne_verbosity,
-        help="daphne -v (1, its default and the Dockerfile's, writes an access log line per request)",
+        help="daphne -v (1, its default, writes an access log line per request; manage.py serve runs it at 0)",
     )
     parser.add_argument(
         "--reuse-server", action="store_true", help="one server for all levels (default: fresh per level)"

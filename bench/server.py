@@ -141,7 +141,7 @@ class LiaServer:
             ]
             return [(command, ())]
         # As the Docker image runs them (`manage.py serve`): a socket per worker on one port
-        # (SO_REUSEPORT); daphne with its access log on stdout at its default verbosity 1.
+        # (SO_REUSEPORT); daphne with its access log on stdout at its default verbosity 1 (serve: 0).
         self._sockets = listening_sockets("127.0.0.1", 0, count=self.workers, backlog=self.backlog)
         if self.kind == "daphne":
             module = "bench.traced" if self.tracemalloc_dir else "daphne"

@@ -57,8 +57,14 @@ def test_workers_share_the_socket_and_stop_together_on_sigterm(live, server):
                 stream.read_until(chunks=2)
                 process.send_signal(signal.SIGTERM)  # the workers end it as a disconnect
                 assert process.wait(timeout=20) == 0
+        output = process.stdout.read()
 
     assert not any(_alive(pid) for pid in workers)
+    # Requests are logged once, as Lia's JSON access lines (found by an audit: daphne's workers
+    # also wrote their own plain-text access log line for each one).
+    requests = [line for line in output.splitlines() if "/api/v1/chat/stream" in line]
+    assert requests
+    assert all(line.startswith("{") for line in requests), requests
     statuses = [status for role, status, _ in live.messages() if role == "assistant"]
     assert statuses == ["complete", "interrupted"]
 

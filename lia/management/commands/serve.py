@@ -39,7 +39,9 @@ def worker_command(server: str, fd: int, *, backlog: int, daphne_options: tuple[
     """The command of one worker serving Lia on the inherited listening socket `fd`."""
     if server == "uvicorn":
         return [sys.executable, "-m", "lia.uvicorn_worker", "--fd", str(fd), "--backlog", str(backlog)]
-    return [sys.executable, "-m", "daphne", "--fd", str(fd), *daphne_options, "lia.asgi:application"]
+    # Verbosity 0: no access log of daphne's own, a plain-text line per request on stdout beside
+    # Lia's JSON one (lia.middleware); Lia's logging settings set daphne's logger's level.
+    return [sys.executable, "-m", "daphne", "--fd", str(fd), "-v", "0", *daphne_options, "lia.asgi:application"]
 
 
 class Command(BaseCommand):
