@@ -149,3 +149,27 @@ def test_a_second_server_cannot_share_the_port_of_a_running_one(host, workers):
     again = listening_sockets("127.0.0.1", port, count=2, backlog=16)  # free once the first is gone
     for listener in again:
         listener.close()
+
+
+@pytest.mark.parametrize(
+    ("files", "workers"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2: `docker run --cpus 2`
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: a second worker for the half
+        ({"cpu.max": "50000 100000\n"}, 1),
+        ({"cpu.max": "max 100000\n"}, 64),  # no limit
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, 64),
+        ({}, 64),  # no cgroup to read
+        ({"cpu.max": "8000000 100000\n"}, 64),  # a quota above the cores: the cores
+    ],
+)
+def test_one_worker_per_core_within_the_containers_cpu_limit(tmp_path, monkeypatch, files, workers):
+    """Found by an audit: the cores a process may run on don't show a container's CPU quota, so
+    one limited to 2 CPUs on a 64-core host started 64 workers, each with its database pool."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+
+    assert serve.default_workers(tmp_path) == workers

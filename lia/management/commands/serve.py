@@ -14,12 +14,14 @@ the container.
 """
 
 import errno
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -31,6 +33,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from lia.shutdown import SHUTDOWN_GRACE_SECONDS
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Inside a container (its own cgroup namespace, the default with cgroup v2) its limits are here.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 SERVERS = ("uvicorn", "daphne")
 DEFAULT_SERVER = SERVERS[0]  # as WEB_SERVER's default
 
@@ -190,5 +194,29 @@ def connection_budget_warning(workers: int, *, per_worker: int | None, accepted:
     )
 
 
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def default_workers(cgroup: Path = CGROUP_ROOT) -> int:
+    """One per core this process may use: the cores it may run on, within its container's CPU
+    quota (`docker run --cpus 2`, a Kubernetes CPU limit), which they don't show. Found by an
+    audit: a container limited to 2 CPUs on a 32-core host started 32 workers, 32 database pools
+    and 32 processes' memory."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cpu_quota(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cpu_quota(cgroup: Path = CGROUP_ROOT) -> float | None:
+    """The CPUs this process's cgroup may use per period (cgroup v2's cpu.max, or v1's CFS
+    quota), or None without a limit."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()  # v2: "max 100000" or "200000 100000"
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()  # v1: -1 without a limit
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        cpus = int(quota) / int(period)
+    except ValueError:  # "max"
+        return None
+    return cpus if cpus > 0 else None
