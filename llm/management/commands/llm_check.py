@@ -1,3 +1,4 @@
+import argparse
 import asyncio
 import time
 from typing import Any
@@ -15,9 +16,14 @@ HEADINGS = {ThoughtDelta: "  thinking: ", TextDelta: "  reply: "}
 
 
 def _positive(value: str) -> int:
-    number = int(value)
+    # ArgumentTypeError, not ValueError: argparse said "invalid _positive value: '0'", naming this
+    # function (found by an audit).
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
     if number < 1:
-        raise ValueError(value)
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
     return number
 
 
