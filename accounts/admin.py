@@ -6,6 +6,7 @@ from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.admin_deletion import DeletionCountsDependants
 from accounts.models import RevokedToken, User
 from accounts.services import user_deactivate, user_sessions_end
 
@@ -23,7 +24,7 @@ class LiaUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DeletionCountsDependants, DjangoUserAdmin):
     form = LiaUserChangeForm
     add_form = LiaUserCreationForm
     list_display = ("id", "email", "username", "is_active", "is_staff", "created_at", "last_login")

@@ -11,6 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 
+from accounts.admin_deletion import DeletionCountsDependants
 from conversations.models import Conversation, Message
 
 # A conversation's page shows at most this many of its messages, the latest (a conversation of
@@ -120,7 +121,7 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(DeletionCountsDependants, admin.ModelAdmin):
     list_display = (
         "title_or_id",
         "user",
