@@ -10,7 +10,6 @@ them, and always kill them at teardown, are in `lia.testing.pytest_plugin`.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pwd
 import shutil
@@ -28,7 +27,7 @@ import httpx
 import psycopg
 import redis
 
-from lia.management.commands.serve import DEFAULT_SERVER, worker_command
+from lia.management.commands.serve import DEFAULT_SERVER, signal_with_parent, worker_command
 
 if TYPE_CHECKING:
     from lia.db.postgresql.base import DatabaseWrapper
@@ -71,19 +70,11 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-try:  # looked up once, here: the child of a fork may not load libraries safely
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):
-    _prctl = None
-
-
 def die_with_parent() -> None:
     """In the child before exec: be SIGKILLed when the thread that started it dies, e.g. the
-    test process killed without its teardown, so no server outlives the run (Linux's
-    PR_SET_PDEATHSIG; elsewhere nothing). Servers are therefore started from the test's main
-    thread."""
-    if _prctl is not None:
-        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    test process killed without its teardown, so no server outlives the run. Servers are
+    therefore started from the test's main thread."""
+    signal_with_parent(signal.SIGKILL)
 
 
 class _ProcessGroup:

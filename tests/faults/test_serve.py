@@ -78,6 +78,24 @@ def test_a_dead_worker_stops_the_others_and_the_command_fails(live):
         wait_until(lambda: not _alive(second), timeout=5, what="the other worker to stop")
 
 
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_workers_stop_when_serve_is_killed(live, server):
+    """Found by an audit: SIGKILLed (the OOM killer, a supervisor without process groups),
+    serve left its workers serving its port, and a restarted serve was refused it ("address in
+    use"). They get SIGTERM when it dies, and stop as on a shutdown."""
+    with serving(live, workers=2, server=server) as (process, url):
+        workers = child_pids(process.pid)
+        process.kill()
+        process.wait()
+        try:
+            wait_until(lambda: not any(_alive(pid) for pid in workers), timeout=20, what="the workers to stop")
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"{url}/health/live", timeout=2)
+        finally:
+            for pid in filter(_alive, workers):  # no longer serve's children: serving() can't find them
+                os.kill(pid, signal.SIGKILL)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:

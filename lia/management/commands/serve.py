@@ -13,7 +13,9 @@ a worker dies, the others are stopped and the command exits non-zero, so the pla
 the container.
 """
 
+import ctypes
 import errno
+import functools
 import math
 import os
 import signal
@@ -33,6 +35,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from lia.shutdown import SHUTDOWN_GRACE_SECONDS
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PR_SET_PDEATHSIG = 1
+
+try:  # looked up once, here: the child of a fork may not load libraries safely
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None
 # Inside a container (its own cgroup namespace, the default with cgroup v2) its limits are here.
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SERVERS = ("uvicorn", "daphne")
@@ -88,6 +96,9 @@ class Command(BaseCommand):
                 worker_command(server, listener.fileno(), backlog=backlog),
                 pass_fds=(listener.fileno(),),
                 cwd=settings.BASE_DIR,  # `-m` finds Lia's modules from there, wherever serve was started
+                # Killed (SIGKILL, the OOM killer), serve can't stop its workers: the kernel tells
+                # them, and they stop as on a shutdown instead of serving its port on, orphaned.
+                preexec_fn=functools.partial(signal_with_parent, signal.SIGTERM, os.getpid()),
             )
             for listener in listeners
         ]
@@ -120,6 +131,15 @@ class Command(BaseCommand):
         )
         if warning:
             self.stderr.write(warning)
+
+
+def signal_with_parent(signum: int, parent: int | None = None) -> None:
+    """In the child before exec: get `signum` when the thread that started it (serve's, a
+    test's) dies (Linux's PR_SET_PDEATHSIG; elsewhere nothing); at once if `parent` has already."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signum)
+        if parent is not None and os.getppid() != parent:
+            os.kill(os.getpid(), signum)
 
 
 def listening_sockets(host: str, port: int, *, count: int, backlog: int) -> list[socket.socket]:
