@@ -185,6 +185,31 @@ def check_chat_context(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     )
 
 
+# Durations whose 0 (or less) is no "off": a keep-alive or checkpoint every 0 s is a loop that
+# never waits (found by an audit: CHAT_KEEPALIVE_SECONDS=0 sent 100 000 keep-alives in 2 s and
+# starved the reply), and a timeout of 0 fails every call, analysis or probe it bounds.
+POSITIVE_DURATIONS = (
+    "CHAT_KEEPALIVE_SECONDS",
+    "CHAT_CHECKPOINT_SECONDS",
+    "CHAT_STREAM_MAX_SECONDS",
+    "LLM_CONNECT_TIMEOUT",
+    "LLM_FIRST_TOKEN_TIMEOUT",
+    "LLM_IDLE_TIMEOUT",
+    "LLM_TOTAL_TIMEOUT",
+    "SENTIMENT_TIMEOUT",
+    "HEALTH_CHECK_TIMEOUT",
+)
+
+
+@register()
+def check_durations(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [
+        Error(f"{name} is {getattr(settings, name):g}: it must be more than 0 seconds.", id="lia.E012")
+        for name in POSITIVE_DURATIONS
+        if getattr(settings, name) <= 0
+    ]
+
+
 @register()
 def check_database_pool(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """psycopg_pool refuses these sizes when it creates the pool, which is on the first query:

@@ -5,6 +5,8 @@ lia/tests/test_settings.py runs the command itself."""
 import pytest
 from django.core.checks import run_checks
 
+from lia.checks import POSITIVE_DURATIONS
+
 SECURE = {
     "COOKIE_SECURE": True,
     "COOKIE_SAMESITE": "lax",
@@ -105,3 +107,12 @@ def test_a_negative_chat_context_fails_at_start_up(settings, name):
 
     setattr(settings, name, 0)  # no earlier turns: allowed
     assert "lia.E006" not in {m.id for m in run_checks()}
+
+
+@pytest.mark.parametrize("name", POSITIVE_DURATIONS)
+def test_a_duration_of_zero_fails_at_start_up(settings, name):
+    """Found by an audit: CHAT_KEEPALIVE_SECONDS=0 (read as "off", as other settings' 0 is) sent
+    100 000 keep-alive comments in 2 s, starving the reply; a timeout of 0 fails all it bounds."""
+    setattr(settings, name, 0)
+
+    assert f"{name} is 0: it must be more than 0 seconds." in {m.msg for m in run_checks() if m.id == "lia.E012"}
