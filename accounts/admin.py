@@ -45,7 +45,8 @@ class UserAdmin(DeletionCountsDependants, DjangoUserAdmin):
         if change and "is_active" in form.changed_data and not obj.is_active:
             user_deactivate(user=obj)  # its tokens stay refused even if it is reactivated later
 
-    @admin.action(description="End all sessions (every token issued so far)")
+    # Staff who may change users, not those who may only look at them (found by an audit).
+    @admin.action(description="End all sessions (every token issued so far)", permissions=["change"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         count = user_sessions_end(users=queryset)
         self.message_user(request, f"Ended the sessions of {count} user(s).", messages.SUCCESS)

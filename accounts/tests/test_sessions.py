@@ -367,6 +367,24 @@ def test_the_admin_action_ends_sessions(web, alice, bob, admin_client):
     assert _can_log_in(web, alice.user.email, PASSWORD)
 
 
+@pytest.mark.parametrize(("codename", "ends"), [("view_user", False), ("change_user", True)])
+def test_only_staff_who_may_change_users_end_their_sessions(web, alice, bob, client, codename, ends):
+    """Found by an audit: the action asked for no permission, so staff who may only view users
+    were offered it and could end anyone's sessions, a superuser's included."""
+    from django.contrib.auth.models import Permission
+
+    staff = User.objects.create_user("staff@example.com", "staff", PASSWORD, is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename=codename))
+    client.force_login(staff)
+
+    listing = client.get("/admin/accounts/user/").content.decode()
+    client.post("/admin/accounts/user/", {"action": "end_sessions", "_selected_action": [alice.user.pk]})
+
+    assert ('value="end_sessions"' in listing) is ends
+    assert (me(web, alice.token).status_code == 401) is ends
+    assert me(web, bob.token).status_code == 200
+
+
 def test_end_sessions_command(web, alice, bob):
     out = StringIO()
 
