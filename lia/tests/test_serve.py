@@ -99,6 +99,22 @@ def test_serve_without_secrets_refuses_to_start_with_the_reason(debug, tmp_path)
     assert "Lia serving" not in result.stdout
 
 
+def test_serve_help_needs_no_secrets():
+    """Found by an audit: `manage.py serve --help` without production secrets was a traceback
+    ("DJANGO_SECRET_KEY is not set") instead of the command's options."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "JWT_", "DATABASE_"))}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "--workers WORKERS" in result.stdout
+
+
 def test_serve_runs_the_system_checks_and_an_error_stops_it(tmp_path):
     """An invalid pool (lia.E007) passed every check, and the server started only to answer every
     login with a 500 (found by an audit): serve runs the checks, and an error stops it."""
