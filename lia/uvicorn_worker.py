@@ -37,6 +37,7 @@ HEAD_TOO_LARGE = json.dumps(
 ).encode()
 
 logger = structlog.get_logger("lia.access")
+server_logger = structlog.get_logger("lia.server")
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -119,7 +120,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
 class Server(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        GracefulShutdown.disconnect_all()
+        # Said once per worker: the streams it ends each log chat.turn.client_disconnected.
+        server_logger.info("server.shutdown", streams_ended=GracefulShutdown.disconnect_all())
         await super().shutdown(sockets)
 
 

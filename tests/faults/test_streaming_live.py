@@ -126,6 +126,8 @@ def test_sigterm_with_streams_open_stores_every_partial_reply(live, server):
     # and daphne cut all but the first stream of a worker off mid-body).
     assert endings == [("error", {"message": SHUTDOWN_ERROR})] * streams
     assert "timeout graceful shutdown exceeded" not in lia.log()  # uvicorn: ended, not timed out
+    if server == "uvicorn":  # why the streams' turns log client_disconnected, said once
+        assert "server.shutdown" in lia.log()
     assert live.fake.wait_for_disconnect(count=streams, timeout=5)  # every provider stream closed
     messages = live.messages()
     assert [role for role, _, _ in messages] == ["user", "assistant"] * streams
