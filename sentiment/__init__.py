@@ -21,6 +21,7 @@ from sentiment.services import (
     NLP_API_METHOD,
     STRUCTURED_METHOD,
     analyze_message,
+    method_configured,
     preload_analyzers,
 )
 from sentiment.types import LLMJsonCall, Sentiment
@@ -42,6 +43,7 @@ __all__ = [
     "analyze_message",
     "fold_cumulative",
     "label_for_score",
+    "method_configured",
     "neutral_fallback",
     "normalize_sentiment",
     "preload_analyzers",

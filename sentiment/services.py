@@ -36,6 +36,12 @@ def preload_analyzers() -> list[str]:
     return loaded
 
 
+def method_configured(method: str) -> bool:
+    """Whether `method` can analyze here: nlp_api needs Cloud NL configured (without it every
+    analysis is the contract's neutral "not configured" result); the others always can."""
+    return method != NLP_API_METHOD or nlp_api.CloudNLConfig.from_settings().configured
+
+
 async def _run(method: str, text: str, llm_json: LLMJsonCall | None) -> Sentiment:
     if method == NLP_API_METHOD:
         return await nlp_api.analyze(text)

@@ -157,3 +157,28 @@ def test_rescore_clears_the_sentiment_of_a_turn_that_did_not_complete(alice):
 def test_rescore_rejects_bad_arguments(db, args, error):
     with pytest.raises(CommandError, match=error):
         rescore(*args)
+
+
+NLP_SCORED = {"score": 0.7, "label": "Positive", "emotion": "joy", "source": "nlp_api", "details": {"magnitude": 0.9}}
+
+
+@pytest.mark.parametrize(
+    ("args", "stored", "error"),
+    [
+        (["--method", "nlp_api"], STALE, "--method nlp_api: Google Cloud Natural Language is not configured here"),
+        ([], NLP_SCORED, "Some messages were scored with nlp_api, and Google Cloud Natural Language is not configured"),
+    ],
+)
+def test_rescore_refuses_nlp_api_without_cloud_nl(alice, settings, args, stored, error):
+    """Found by an audit: without Cloud NL configured, re-scoring with nlp_api (asked for, or the
+    method the messages were scored with) replaced every message's sentiment, and the running
+    sentiment, with the neutral "not configured" result."""
+    settings.GOOGLE_NL_API_ENDPOINT = settings.GOOGLE_NL_API_KEY = settings.GOOGLE_APPLICATION_CREDENTIALS = ""
+    conversation = conversation_with(alice, ["I love this, it's wonderful!"])
+    Message.objects.filter(role="user").update(sentiment_data={"message": stored, "cumulative": None})
+
+    with pytest.raises(CommandError, match=error):
+        rescore(*args)
+
+    assert Message.objects.get(role="user").sentiment_data["message"] == stored
+    assert rescore("--method", "local", "--conversation", str(conversation.pk))  # another method still can

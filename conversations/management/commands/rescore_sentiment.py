@@ -10,10 +10,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.management.database import database_required
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.rescoring import conversation_rescore_sentiment
 from conversations.selectors import parse_conversation_id
-from sentiment import METHODS
+from sentiment import METHODS, NLP_API_METHOD, method_configured
 
 
 def _since(value: str) -> datetime:
@@ -60,6 +60,7 @@ class Command(BaseCommand):
         total = conversations.count()
         if options["conversation"] and total == 0:
             raise CommandError("no such conversation")
+        self.refuse_unconfigured_nlp_api(conversations, options["method"])
 
         started = time.monotonic()
         messages = fallbacks = skipped = done = 0
@@ -79,6 +80,28 @@ class Command(BaseCommand):
                 f"{skipped} conversation(s) changed meanwhile and were left for a next run."
             )
         )
+
+    def refuse_unconfigured_nlp_api(self, conversations: Any, method: str | None) -> None:
+        """Without Cloud NL, nlp_api answers every message with the neutral "not configured"
+        result: re-scoring with it replaced the stored sentiment of every selected message, and
+        each conversation's running sentiment, with neutral (found by an audit)."""
+        if method_configured(NLP_API_METHOD) or method not in (None, NLP_API_METHOD):
+            return
+        unconfigured = (
+            "Google Cloud Natural Language is not configured here (GOOGLE_NL_API_KEY, "
+            "GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_NL_API_ENDPOINT), so nlp_api would store the neutral "
+            "'not configured' result in place of every sentiment it re-scores"
+        )
+        if method == NLP_API_METHOD:
+            raise CommandError(f"--method nlp_api: {unconfigured}.")
+        scored_by_nlp_api = Message.objects.filter(
+            conversation__in=conversations, role=Message.Role.USER, sentiment_data__message__source=NLP_API_METHOD
+        )
+        if scored_by_nlp_api.exists():
+            raise CommandError(
+                f"Some messages were scored with nlp_api, and {unconfigured}. Configure it, or choose "
+                "another method for them with --method."
+            )
 
     def _progress(self, done: int, total: int) -> None:
         width = 30
