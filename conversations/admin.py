@@ -35,10 +35,12 @@ class CappedCountPaginator(Paginator):
 
     CAP = 10_000
     PAGES_AHEAD = 10
+    # The count's LIMIT (cap + 1) must be a 64-bit integer: ?p=99999999999999999999 was a 500.
+    MAX_CAP = 2**62
 
     def __init__(self, *args: Any, reach: int = 1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.cap = max(self.CAP, (max(reach, 1) + self.PAGES_AHEAD) * self.per_page)
+        self.cap = min(max(self.CAP, (max(reach, 1) + self.PAGES_AHEAD) * self.per_page), self.MAX_CAP)
 
     @cached_property
     def count(self) -> int:  # type: ignore[override]

@@ -263,3 +263,12 @@ def test_the_delete_confirmation_counts_messages_instead_of_listing_them(admin_c
     assert deleted.status_code == 302
     assert not Conversation.objects.exists()
     assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("page", ["99999999999999999999", str(2**63), "-5", "0"])
+def test_a_page_number_past_any_count_is_the_admins_empty_page_not_a_500(admin_client, chat, page):
+    """Found by a security audit: ?p=99999999999999999999 made the capped count's LIMIT overflow
+    the database's 64-bit integers, a 500 on both databases."""
+    response = admin_client.get("/admin/conversations/conversation/", {"p": page})
+
+    assert response.status_code in (200, 302)
