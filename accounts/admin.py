@@ -39,6 +39,24 @@ class UserAdmin(DeletionCountsDependants, DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "username", "password1", "password2")}),)
     actions = ["end_sessions"]
+    # Who may do what in the admin. Only superusers grant them, and only superusers change staff
+    # accounts: otherwise the change_user permission was a superuser's (its holder ticked
+    # is_superuser on their own account, or set a superuser's password and signed in as them).
+    privilege_fields = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, *self.privilege_fields)
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        return super().has_change_permission(request, obj) and self._may_manage(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._may_manage(request, obj)
+
+    @staticmethod
+    def _may_manage(request: HttpRequest, obj: User | None) -> bool:
+        return obj is None or request.user.is_superuser or not (obj.is_staff or obj.is_superuser)
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -186,3 +186,64 @@ def test_createsuperuser_asks_again_for_a_taken_username(db, monkeypatch):
 class Tty(StringIO):
     def isatty(self) -> bool:
         return True
+
+
+@pytest.fixture
+def user_manager(client, bob):
+    """Bob: staff who may view and change users, not a superuser."""
+    from django.contrib.auth.models import Permission
+
+    bob.user.is_staff = True
+    bob.user.save(update_fields=["is_staff"])
+    bob.user.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    client.force_login(bob.user)
+    return client
+
+
+def test_staff_who_may_change_users_cannot_make_anyone_a_superuser(user_manager, bob, alice):
+    """Found by a security audit: a user manager (change_user only) ticked is_superuser on their
+    own account, or on anyone's, and granted any permission, so the permission was a superuser's."""
+    from django.contrib.auth.models import Permission
+
+    every_permission = list(Permission.objects.values_list("pk", flat=True))
+    for person in (bob, alice):
+        user_manager.post(
+            f"/admin/accounts/user/{person.user.pk}/change/",
+            {
+                "email": person.user.email,
+                "username": person.user.username,
+                "is_active": "on",
+                "is_staff": "on",
+                "is_superuser": "on",
+                "user_permissions": every_permission,
+            },
+        )
+        person.user.refresh_from_db()
+        assert not person.user.is_superuser
+        assert person.user.user_permissions.count() == (2 if person is bob else 0)
+    alice.user.refresh_from_db()
+    assert not alice.user.is_staff
+
+
+def test_staff_who_may_change_users_cannot_take_over_a_staff_account(user_manager, admin_user, alice):
+    """Setting a superuser's password (or email) was theirs to do too: then they signed in as it."""
+    password = user_manager.post(
+        f"/admin/accounts/user/{admin_user.pk}/password/", {"password1": "N3wSecretX", "password2": "N3wSecretX"}
+    )
+    change = user_manager.post(
+        f"/admin/accounts/user/{admin_user.pk}/change/",
+        {"email": "bob2@example.com", "username": admin_user.username, "is_active": "on"},
+    )
+    chat_user = user_manager.post(
+        f"/admin/accounts/user/{alice.user.pk}/change/",
+        {"email": alice.user.email, "username": "alice2", "is_active": "on"},
+    )
+
+    assert password.status_code == 403
+    assert change.status_code == 403
+    admin_user.refresh_from_db()
+    assert not admin_user.check_password("N3wSecretX")
+    assert admin_user.email != "bob2@example.com"
+    assert chat_user.status_code == 302  # chat users are still theirs to manage
+    alice.user.refresh_from_db()
+    assert alice.user.username == "alice2"
