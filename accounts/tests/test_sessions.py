@@ -454,3 +454,23 @@ def test_the_session_fingerprint_is_the_same_in_any_time_zone(alice):
     alice.user.tokens_valid_after = instant.astimezone(timezone.get_fixed_timezone(-330))
 
     assert session_fingerprint(alice.user) == in_utc
+
+
+def test_ending_sessions_also_ends_admin_sign_ins(client, admin_user):
+    """Found by a security audit: `end_sessions` (or the admin's action) for a staff account whose
+    admin session cookie leaked left that cookie working; only a password change ended it."""
+    client.force_login(admin_user)
+    assert client.get("/admin/accounts/user/").status_code == 200
+
+    call_command("end_sessions", admin_user.email, stdout=StringIO())
+
+    assert client.get("/admin/accounts/user/").status_code == 302  # to the login form
+
+
+def test_an_admin_sign_in_without_an_ended_session_is_kept(client, admin_user):
+    client.force_login(admin_user)
+
+    admin_user.refresh_from_db()
+    admin_user.save()  # no password change, no ended sessions
+
+    assert client.get("/admin/accounts/user/").status_code == 200
