@@ -256,7 +256,13 @@ class SessionMiddleware(AdminOnly, sessions.SessionMiddleware):
 
 
 class AuthenticationMiddleware(AdminOnly, auth.AuthenticationMiddleware):
-    pass
+    def process_request(self, request: HttpRequest) -> None:
+        """Django's, then the signed-in staff member's id bound to the request's log lines, as
+        the API's authentication binds a token's: what staff do in the admin (ending sessions,
+        deactivating a user) names who did it."""
+        super().process_request(request)
+        if request.user.is_authenticated:
+            structlog.contextvars.bind_contextvars(user_id=request.user.pk)
 
 
 class MessageMiddleware(AdminOnly, messages.MessageMiddleware):

@@ -143,6 +143,29 @@ def test_one_access_line_per_request_with_user_and_request_id(web, alice, caplog
     assert line["duration_ms"] >= 0
 
 
+def test_what_staff_do_in_the_admin_is_logged_under_their_id(admin_client, admin_user, alice, caplog):
+    """Found by a security audit: admin requests were logged with user_id null, so a deactivation
+    or ended sessions (auth.user_deactivated, auth.sessions_ended) named no one who did it."""
+    caplog.set_level(logging.INFO)
+
+    admin_client.post("/admin/accounts/user/", {"action": "end_sessions", "_selected_action": [alice.user.pk]})
+
+    lines = {r.msg["event"]: r.msg for r in caplog.records if isinstance(r.msg, dict)}
+    assert lines["http.request"]["user_id"] == admin_user.pk
+    assert lines["auth.sessions_ended"]["user_id"] == admin_user.pk
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_staff_are_logged_under_their_id_through_asgi(async_client, admin_user, caplog):
+    caplog.set_level(logging.INFO, logger="lia.access")
+    await async_client.aforce_login(admin_user)
+
+    await async_client.get("/admin/")
+
+    lines = [r.msg for r in caplog.records if r.name == "lia.access"]
+    assert lines[-1]["user_id"] == admin_user.pk
+
+
 def test_passwords_and_tokens_never_reach_the_logs(web, caplog):
     caplog.set_level(logging.DEBUG)
     password = "Unl1kelyPassw0rd"
