@@ -247,3 +247,37 @@ def test_staff_who_may_change_users_cannot_take_over_a_staff_account(user_manage
     assert chat_user.status_code == 302  # chat users are still theirs to manage
     alice.user.refresh_from_db()
     assert alice.user.username == "alice2"
+
+
+def test_staff_who_may_change_groups_cannot_grant_their_own_group_more(client, bob):
+    """A group's permissions are its members': staff holding change_group (through their group)
+    gave that group every permission, and so themselves (found by a security audit)."""
+    from django.contrib.auth.models import Group, Permission
+
+    support = Group.objects.create(name="support")
+    support.permissions.add(*Permission.objects.filter(codename__in=["view_group", "change_group"]))
+    bob.user.is_staff = True
+    bob.user.save(update_fields=["is_staff"])
+    bob.user.groups.add(support)
+    client.force_login(bob.user)
+
+    changed = client.post(
+        f"/admin/auth/group/{support.pk}/change/",
+        {"name": "support", "permissions": list(Permission.objects.values_list("pk", flat=True))},
+    )
+    added = client.post("/admin/auth/group/add/", {"name": "everything"})
+
+    assert changed.status_code == 403
+    assert added.status_code == 403
+    assert support.permissions.count() == 2
+    assert client.get(f"/admin/auth/group/{support.pk}/change/").status_code == 200  # they may still look
+
+
+def test_superusers_still_manage_groups(admin_client):
+    from django.contrib.auth.models import Group, Permission
+
+    view_user = Permission.objects.get(codename="view_user")
+    response = admin_client.post("/admin/auth/group/add/", {"name": "support", "permissions": [view_user.pk]})
+
+    assert response.status_code == 302
+    assert list(Group.objects.get(name="support").permissions.all()) == [view_user]
