@@ -49,13 +49,16 @@ class RequestBodyLimit:
     body without one (chunked) is counted as it arrives and refused once it passes the limit;
     within it, the application gets it as one message with its Content-Length declared.
     (daphne itself buffers a body before calling the application: limit bodies at the reverse
-    proxy too. SECURITY.md says how.)
+    proxy too. SECURITY.md says how.) Outermost, it also refuses WebSocket handshakes: Lia
+    serves none.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            return await _refuse_websocket(receive, send)
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if scope["type"] != "http" or limit is None:
             return await self.app(scope, receive, send)
@@ -108,6 +111,14 @@ class RequestBodyLimit:
             ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse_websocket(receive: Any, send: Any) -> None:
+    """Lia serves no WebSocket: the handshake is refused (the server answers 403). Passed on,
+    an upgrade request reached Django, which raised: a plain-text 500 and an ERROR with a
+    traceback in the log for anyone's asking (found by a security audit)."""
+    if (await receive())["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 1000})
 
 
 def _with_buffered_body(scope: Scope, receive: Any, body: bytes) -> tuple[Scope, Any]:

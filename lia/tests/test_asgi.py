@@ -88,3 +88,21 @@ async def test_static_files_carry_the_browser_hardening_headers(settings, tmp_pa
     assert headers[b"referrer-policy"] == b"same-origin"
     assert headers[b"cross-origin-opener-policy"] == b"same-origin"
     assert headers[b"strict-transport-security"] == b"max-age=3600; includeSubDomains"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/chat/stream", "/static/conversations/chat.js", "/nope"])
+async def test_a_websocket_handshake_is_refused_cleanly(path, caplog):
+    """Lia serves no WebSocket: an upgrade request reached Django, which raised, so anyone could
+    make each worker log an ERROR with a traceback and answer a plain-text 500 (found by a
+    security audit against `manage.py serve`). The handshake is refused (403) instead."""
+    from asgiref.testing import ApplicationCommunicator
+
+    from lia.asgi import application
+
+    scope = {"type": "websocket", "path": path, "headers": [], "query_string": b"", "subprotocols": []}
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "websocket.connect"})
+
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1000}
+    await communicator.wait(timeout=5)
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
