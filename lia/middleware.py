@@ -222,7 +222,17 @@ class Inline:
 
 
 class SecurityMiddleware(Inline, security.SecurityMiddleware):
-    pass
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """Django's, and `no-store` on an answer to a request with credentials (the auth cookie
+        or an Authorization header) that says nothing of caching itself: it is one user's (their
+        email, their conversations), and a shared cache (a CDN told to cache the API, a proxy)
+        must not keep it for the next caller (found by a security audit)."""
+        response = super().process_response(request, response)
+        if "Cache-Control" not in response and (
+            "HTTP_AUTHORIZATION" in request.META or settings.COOKIE_NAME in request.COOKIES
+        ):
+            response["Cache-Control"] = "no-store"
+        return response
 
 
 # The platform's health probes: they name the server by its address (Kubernetes sends the pod's

@@ -65,3 +65,27 @@ def test_the_stream_says_no_cache_and_no_buffering(web, alice):
     assert response["X-Accel-Buffering"] == "no"
     assert response["Connection"] == "keep-alive"
     assert "Content-Encoding" not in response
+
+
+@pytest.mark.parametrize("credentials", ["bearer", "cookie"])
+def test_a_users_own_data_is_never_cached(web, alice, credentials):
+    """Found by a security audit: /me (the email), the history and a conversation's messages went
+    out with no Cache-Control and no Vary on the cookie, so a shared cache (a CDN told to cache
+    the API, a proxy) could keep one user's answer and give it to the next caller."""
+    if credentials == "cookie":
+        web.cookies["access_token"] = alice.token
+        headers = {}
+    else:
+        headers = alice.bearer
+    from conversations.models import Conversation
+
+    conversation_id = Conversation.objects.create(user=alice.user, title="Mine").pk
+
+    for path in ("/api/v1/auth/me", "/api/v1/chat/history", f"/api/v1/chat/conversation/{conversation_id}"):
+        response = web.get(path, headers=headers)
+        assert response.status_code == 200
+        assert response["Cache-Control"] == "no-store", path
+
+
+def test_public_answers_keep_their_own_caching(web):
+    assert "Cache-Control" not in web.get("/api/v1/chat/models")
