@@ -281,3 +281,21 @@ def test_superusers_still_manage_groups(admin_client):
 
     assert response.status_code == 302
     assert list(Group.objects.get(name="support").permissions.all()) == [view_user]
+
+
+def test_staff_who_may_delete_users_cannot_delete_a_staff_account(user_manager, bob, admin_user, alice):
+    from django.contrib.auth.models import Permission
+
+    from accounts.models import User
+
+    bob.user.user_permissions.add(Permission.objects.get(codename="delete_user"))
+    page = "/admin/accounts/user/"
+
+    single = user_manager.post(f"{page}{admin_user.pk}/delete/", {"post": "yes"})
+    bulk = user_manager.post(
+        page, {"action": "delete_selected", "_selected_action": [admin_user.pk, alice.user.pk], "post": "yes"}
+    )
+
+    assert single.status_code == 403
+    assert bulk.status_code == 403  # all or nothing
+    assert User.objects.filter(pk__in=[admin_user.pk, alice.user.pk]).count() == 2
