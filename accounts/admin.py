@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
@@ -69,6 +70,10 @@ class UserAdmin(DeletionCountsDependants, DjangoUserAdmin):
     @admin.action(description="End all sessions (every token issued so far)", permissions=["change"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         count = user_sessions_end(users=queryset)
+        if queryset.filter(pk=request.user.pk).exists():
+            # Their other sessions end; the one acting stays, as after changing their password here.
+            request.user.refresh_from_db(fields=["tokens_valid_after"])
+            update_session_auth_hash(request, request.user)
         self.message_user(request, f"Ended the sessions of {count} user(s).", messages.SUCCESS)
 
 

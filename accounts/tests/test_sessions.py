@@ -474,3 +474,15 @@ def test_an_admin_sign_in_without_an_ended_session_is_kept(client, admin_user):
     admin_user.save()  # no password change, no ended sessions
 
     assert client.get("/admin/accounts/user/").status_code == 200
+
+
+def test_staff_ending_their_own_sessions_in_the_admin_stay_signed_in_there(admin_client, admin_user, alice):
+    """As after changing their own password there: every other session ends, not the one acting."""
+    response = admin_client.post(
+        "/admin/accounts/user/", {"action": "end_sessions", "_selected_action": [admin_user.pk, alice.user.pk]}
+    )
+
+    assert response.status_code == 302
+    assert admin_client.get("/admin/accounts/user/").status_code == 200
+    admin_user.refresh_from_db()
+    assert admin_user.tokens_valid_after is not None
