@@ -99,6 +99,7 @@ class RequestBodyLimit:
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", request_id),
             (b"connection", b"close"),
+            *((name.lower().encode(), value.encode()) for name, value in hardening_header_items()),
         ]
         origin = _header(scope, b"origin")
         if origin is not None and origin.decode("latin-1") in settings.CORS_ALLOWED_ORIGINS:
@@ -166,20 +167,29 @@ def warm_up() -> None:
     server_logger.info("server.warmed_up", ms=round((time.monotonic() - started) * 1000), **loaded)
 
 
-def hardening_headers(headers: Any, path: str, url: str) -> None:
-    """What Django's SecurityMiddleware and XFrameOptionsMiddleware add to every other response,
-    for the static files servestatic answers in front of them (found by a security audit: none
-    of these headers were on them). Set once per file, not per request, so HSTS goes out over
-    plain HTTP too, where browsers ignore it (RFC 6797 §8.1)."""
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["X-Frame-Options"] = settings.X_FRAME_OPTIONS
-    headers["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
-    headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+def hardening_header_items() -> list[tuple[str, str]]:
+    """What Django's SecurityMiddleware and XFrameOptionsMiddleware add to the responses that pass
+    through them, for those answered in front of them: static files and the 413 (found by a
+    security audit: none of these headers were on them). HSTS goes out over plain HTTP too, where
+    browsers ignore it (RFC 6797 §8.1)."""
+    items = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", settings.X_FRAME_OPTIONS),
+        ("Referrer-Policy", settings.SECURE_REFERRER_POLICY),
+        ("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY),
+    ]
     if settings.SECURE_HSTS_SECONDS:
         hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
         hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
         hsts += "; preload" if settings.SECURE_HSTS_PRELOAD else ""
-        headers["Strict-Transport-Security"] = hsts
+        items.append(("Strict-Transport-Security", hsts))
+    return items
+
+
+def hardening_headers(headers: Any, path: str, url: str) -> None:
+    """servestatic's hook: set once per file, not per request."""
+    for name, value in hardening_header_items():
+        headers[name] = value
 
 
 def with_static_files(app: Any) -> ServeStaticASGI:

@@ -33,6 +33,22 @@ async def test_a_declared_100_mb_body_is_refused_before_any_byte_is_read():
     await communicator.wait(timeout=2)
 
 
+async def test_the_413_carries_the_browser_hardening_headers(settings):
+    """It is answered in front of Django's middleware: it went out without them (found by a
+    security audit)."""
+    settings.SECURE_HSTS_SECONDS = 60
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = settings.SECURE_HSTS_PRELOAD = False
+    scope = http_scope("POST", LOGIN, [(b"content-length", HUNDRED_MB)])
+
+    status, headers, _ = await read_response(ApplicationCommunicator(application, scope), wait=2)
+
+    assert status == 413
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert headers[b"referrer-policy"] == b"same-origin"
+    assert headers[b"strict-transport-security"] == b"max-age=60"
+
+
 async def test_the_413_carries_cors_headers_for_an_allowed_origin():
     scope = http_scope(
         "POST", "/api/v1/chat/stream", [(b"content-length", HUNDRED_MB), (b"origin", ORIGIN), (b"x-request-id", b"r-1")]
