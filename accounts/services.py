@@ -15,11 +15,15 @@ logger = structlog.get_logger("lia.accounts")
 
 
 def user_register(*, email: str, username: str, password: str) -> User:
+    # Hashed before the first query: a hash inside the transaction would hold a pooled
+    # connection for as long as it waits for its turn and runs (accounts.hashers).
+    user = User(email=User.objects.normalize_email(email), username=username)
+    user.set_password(password)
     if User.objects.email_taken(email) or User.objects.username_taken(username):
         raise AccountExists()
     try:
         with transaction.atomic():
-            user = User.objects.create_user(email=email, username=username, password=password)
+            user.save()
     except IntegrityError as exc:
         raise AccountRaceLost() from exc
     logger.info("auth.registered", user_id=user.pk)

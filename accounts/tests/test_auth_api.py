@@ -295,7 +295,7 @@ def fastapi_hashes(password: str) -> dict[str, str]:
 
 
 PRODUCTION_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "accounts.hashers.Argon2PasswordHasher",
     "accounts.hashers.LegacyBCryptPasswordHasher",
 ]
 

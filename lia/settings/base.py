@@ -212,14 +212,19 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 AUTH_USER_MODEL = "accounts.User"
 # Login is by email through ModelBackend; accounts.User matches emails case-insensitively.
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# Django's hashers, each hashing at most PASSWORD_HASH_CONCURRENCY passwords at a time per
+# process, holding no pooled database connection meanwhile (accounts.hashers.password_hashing).
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "accounts.hashers.Argon2PasswordHasher",
+    "accounts.hashers.PBKDF2PasswordHasher",
+    "accounts.hashers.BCryptSHA256PasswordHasher",
     # Hashes imported from the FastAPI backend, raw (`$2b$…`, `$argon2id$…`) or prefixed
     # (`bcrypt$$2b$…`): verified, then upgraded to the first hasher on login.
     "accounts.hashers.LegacyBCryptPasswordHasher",
 ]
+# Argon2 hashes one password on every core (8 lanes) in 100 MB: one at a time per process (one
+# per core under `manage.py serve`) keeps a burst of sign-ins from starving everything else.
+PASSWORD_HASH_CONCURRENCY = env.int("PASSWORD_HASH_CONCURRENCY", default=1)
 # The password rules of CONTRACT §5.1, for the admin's forms and manage.py's password commands
 # (the API checks the same rules with the contract's messages). Django's own validators would
 # reject passwords the contract accepts.

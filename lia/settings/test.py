@@ -27,7 +27,7 @@ CHAT_DAILY_TOKEN_BUDGET = 0
 # Argon2 is slow by design; tests hash with MD5 but still verify every production format.
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher",
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "accounts.hashers.Argon2PasswordHasher",
     "accounts.hashers.LegacyBCryptPasswordHasher",
 ]
 

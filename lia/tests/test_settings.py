@@ -108,7 +108,7 @@ def test_manage_py_reads_debug_from_dot_env(tmp_path, dotenv, production):
 def test_production_settings_hash_with_argon2():
     from lia.settings import base
 
-    assert base.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+    assert base.PASSWORD_HASHERS[0] == "accounts.hashers.Argon2PasswordHasher"
 
 
 def test_every_variable_is_documented_in_env_example():
