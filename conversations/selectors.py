@@ -181,15 +181,20 @@ def user_tokens_spent(*, user_id: int, since: datetime) -> int:
     completion tokens its provider reported, each estimated from characters where it reported
     none (the offline provider, usage-less servers, replies cut short): the prompt as the user
     message the reply answers (same conversation, same created_at: turn_start writes both at
-    once), the completion as the reply so far.
+    once; of turns written at the same time, the user message just before the reply), the
+    completion as the reply so far.
 
     One aggregate query. It reads only the conversations active since then (conv_user_recent_idx;
     a conversation's updated_at is never older than its newest message) and their messages since
     then (msg_conv_created_idx); the user-message lookup runs only for replies without usage."""
     user_chars = (
         Message.objects.filter(
-            conversation_id=OuterRef("conversation_id"), role=Message.Role.USER, created_at=OuterRef("created_at")
+            conversation_id=OuterRef("conversation_id"),
+            role=Message.Role.USER,
+            created_at=OuterRef("created_at"),
+            id__lt=OuterRef("id"),
         )
+        .order_by("-id")
         .annotate(chars=Length("content"))
         .values("chars")[:1]
     )

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.db import ProgrammingError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from accounts.exceptions import TokenRejected
@@ -86,7 +87,7 @@ def turn_start(*, claims: TokenClaims, conversation_id: str | None, text: str, p
     and turns of one conversation are serialised).
 
     Every reply waits for this, so on PostgreSQL it is one statement: the function
-    `conversations_turn_start` (migrations 0005 and 0006), which does what `claims_user` and
+    `conversations_turn_start` (migrations 0005 to 0007), which does what `claims_user` and
     `_write_ahead` do with the ORM, in one round trip instead of seven (a first turn) to eleven
     (a later one, its history included)."""
     existing_id = None
@@ -172,7 +173,11 @@ def _write_ahead(turn: TurnWrite) -> WriteAhead:
             conversation = Conversation.objects.select_for_update().filter(pk=turn.existing_id, user=user).first()
             if conversation is None:  # unknown, someone else's, or deleted a moment ago
                 raise conversation_not_found(turn.existing_id)
-            if conversation.title is None and not conversation.messages.exists():
+            # Locked: this turn's messages come after the conversation's, also when a turn
+            # that locked it first took a later `now` (turns sent together).
+            latest = conversation.messages.aggregate(latest=Max("created_at"))["latest"]
+            now = max(now, latest) if latest is not None else now
+            if conversation.title is None and latest is None:
                 conversation.title = conversation_title_from(turn.text)
             for name, value in fields.items():
                 setattr(conversation, name, value)
@@ -200,7 +205,7 @@ def _write_ahead(turn: TurnWrite) -> WriteAhead:
     # stored, so the history read next has it. (Read first, the history could miss a reply
     # stored a moment before the check.)
     in_flight = turn.existing_id is not None and conversation_has_turn_in_flight(
-        conversation_id=conversation.pk, before_id=user_message.pk, alive_since=heartbeat_cutoff(now)
+        conversation_id=conversation.pk, before_id=user_message.pk, alive_since=heartbeat_cutoff(turn.now)
     )
     recent = (
         []

@@ -136,3 +136,16 @@ def test_spending_counts_reported_usage_and_only_this_users_turns_of_the_window(
 
     assert user_tokens_spent(user_id=alice.user.pk, since=now - timedelta(hours=1)) == 150 + 5 + 72
     assert user_tokens_spent(user_id=alice.user.pk, since=now + timedelta(seconds=3)) == 0
+
+
+def test_turns_stored_at_the_same_time_are_estimated_from_their_own_messages(alice):
+    """Turns sent together into one conversation can share a created_at (the write-ahead times a
+    later turn no earlier than the conversation's latest message): each reply's prompt is still
+    estimated from its own user message, the one just before it."""
+    now = EVENING
+    conversation = Conversation.objects.create(user=alice.user, updated_at=now)
+    for text in ["x" * 400, "x" * 4]:  # 100 + 1, and 1 + 1
+        Message.objects.create(conversation=conversation, role="user", content=text, created_at=now)
+        Message.objects.create(conversation=conversation, role="assistant", content="y", created_at=now)
+
+    assert user_tokens_spent(user_id=alice.user.pk, since=now - timedelta(hours=1)) == 101 + 2

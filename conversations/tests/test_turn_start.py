@@ -431,3 +431,53 @@ def test_simultaneous_turns_of_one_user_never_pass_the_cap(alice, settings):
 
     assert sorted(results) == ["refused"] * 4 + ["started"] * 2
     assert Message.objects.filter(status=TurnStatus.STREAMING).count() == 2
+
+
+WRITERS = [
+    pytest.param(_write_ahead, id="orm"),
+    pytest.param(
+        _write_ahead_in_one_statement,
+        id="postgresql",
+        marks=pytest.mark.skipif(not POSTGRESQL, reason="the function exists on PostgreSQL only"),
+    ),
+]
+
+
+@pytest.mark.parametrize("write", WRITERS)
+def test_turns_sent_together_are_stored_in_the_order_they_are_served(alice, write):
+    """Two turns sent together into one conversation: each takes its time (`now`) before the
+    conversation's lock, so the one that locks first may have the later time. It is served
+    first (the other waits for its reply, by message id), so it must come first in the
+    transcript too (CONTRACT §9.2: created_at, then id). Found by an audit: three turns sent at
+    once under `manage.py serve` were listed out of the order they were answered in."""
+    first = start(alice, text="Hello")
+    Message.objects.filter(pk=first.assistant_message_id).update(status=TurnStatus.COMPLETE, content="Hi")
+    later, earlier = timezone.now() + timedelta(milliseconds=5), timezone.now()
+
+    def turn(text: str, now: datetime) -> Any:
+        return write(
+            TurnWrite(
+                claims=claims_of(alice),
+                existing_id=first.conversation_id,
+                text=text,
+                provider="openai",
+                model="m",
+                now=now,
+                stream_cap=4,
+                context_max_messages=20,
+            )
+        )
+
+    served_first = turn("My name is Ada", later)
+    served_second = turn("What is my name?", earlier)
+
+    assert served_second.earlier_turn_in_flight is True  # it waits for the first one's reply
+    transcript = Message.objects.filter(conversation_id=first.conversation_id).order_by("created_at", "id")
+    assert [m.pk for m in transcript] == [
+        first.user_message_id,
+        first.assistant_message_id,
+        served_first.user_message_id,
+        served_first.assistant_message_id,
+        served_second.user_message_id,
+        served_second.assistant_message_id,
+    ]
