@@ -385,10 +385,13 @@ def streaming_messages_sweep() -> int:
 
 
 def conversation_rename(*, user: User, conversation_id: object, title: str) -> None:
-    conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
-    conversation.title = title
-    conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["title", "updated_at"])
+    """One UPDATE of the user's conversation: one deleted meanwhile (another tab) is not found,
+    where a read then save() raised "did not affect any rows", answered as a 503."""
+    parsed = parse_conversation_id(conversation_id)
+    if parsed is None:
+        raise ConversationNotFound()
+    if not Conversation.objects.filter(pk=parsed, user=user).update(title=title, updated_at=timezone.now()):
+        raise conversation_not_found(parsed)
 
 
 def conversation_delete(*, user: User, conversation_id: object) -> None:
