@@ -8,6 +8,11 @@ from rest_framework import serializers
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def plain_text(value: str) -> bool:
+    """Whether a string is text StrictCharField takes as it is: no NUL, no unpaired surrogate."""
+    return "\x00" not in value and (value.isascii() or LONE_SURROGATE.search(value) is None)
+
+
 class StrictCharField(serializers.CharField):
     """The string field of every input: rejects numbers and booleans instead of stringifying them,
     as the FastAPI backend's validation did (a wrongly typed value is a 422, CONTRACT §4.4), and

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import session_ended
 from accounts.exceptions import TokenRejected
-from accounts.fields import StrictCharField
+from accounts.fields import StrictCharField, plain_text
 from accounts.ratelimit import Decision, rate_limit_check, rate_limit_refund
 from conversations.budget import daily_token_budget_check
 from conversations.exceptions import NoMessageContent
@@ -69,11 +69,50 @@ class ModelSettingsSerializer(serializers.Serializer):
     presence_penalty = StrictFloatField(required=False, allow_null=True, min_value=-2.0, max_value=2.0)
 
 
+def _plain_part(part: Any) -> dict[str, Any] | None:
+    """A message part as MessagePartSerializer would validate it, when it is plainly valid (a
+    `type` string, a `text` string within the limit, or null, or absent; no NUL, no unpaired
+    surrogate); otherwise None, and the serializer says what is wrong."""
+    if type(part) is not dict:
+        return None
+    kind = part.get("type")
+    if type(kind) is not str or not plain_text(kind):
+        return None
+    if "text" not in part:
+        return {"type": kind}
+    text = part["text"]
+    if text is None or (type(text) is str and len(text) <= MESSAGE_MAX_CHARS and plain_text(text)):
+        return {"type": kind, "text": text}
+    return None
+
+
+class MessagePartListSerializer(serializers.ListSerializer):
+    """A message's parts, each plainly valid one checked in plain Python (found by a security
+    audit: DRF's serializer takes ~8 us a part, and `parts` has no limit in CONTRACT §7.4, so a
+    1 MB body of 80,000 parts held a worker's CPU, and with it every open stream's, for 0.7 s
+    before the rate limit could count it; now ~0.06 s). Any other part goes through the
+    serializer, so its errors are the serializer's own."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if type(data) is list:
+            parts = [_plain_part(part) for part in data]
+            if None not in parts:
+                return parts
+        return super().to_internal_value(data)
+
+    def run_child_validation(self, data: Any) -> Any:
+        plain = _plain_part(data)
+        return super().run_child_validation(data) if plain is None else plain
+
+
 class MessagePartSerializer(serializers.Serializer):
     type = StrictCharField(allow_blank=True, trim_whitespace=False)
     text = StrictCharField(
         required=False, allow_null=True, allow_blank=True, trim_whitespace=False, max_length=MESSAGE_MAX_CHARS
     )
+
+    class Meta:
+        list_serializer_class = MessagePartListSerializer
 
 
 class UIMessageSerializer(serializers.Serializer):
