@@ -192,6 +192,9 @@ POSITIVE_DURATIONS = (
     "CHAT_KEEPALIVE_SECONDS",
     "CHAT_CHECKPOINT_SECONDS",
     "CHAT_STREAM_MAX_SECONDS",
+    # Its 0 read as "off", and below 0 every chat stream was ended at once (lia.handler.BoundedSend
+    # took any wait, none included, for a client that had stopped reading).
+    "CHAT_SEND_TIMEOUT_SECONDS",
     "LLM_CONNECT_TIMEOUT",
     "LLM_FIRST_TOKEN_TIMEOUT",
     "LLM_IDLE_TIMEOUT",

@@ -116,3 +116,14 @@ def test_a_duration_of_zero_fails_at_start_up(settings, name):
     setattr(settings, name, 0)
 
     assert f"{name} is 0: it must be more than 0 seconds." in {m.msg for m in run_checks() if m.id == "lia.E012"}
+
+
+@pytest.mark.parametrize("seconds", [0, -1])
+def test_a_send_timeout_below_one_tick_fails_at_start_up(settings, seconds):
+    """.env.example: durations must be more than 0 but CHAT_TURN_WAIT_SECONDS' and
+    CHAT_SAVE_RETRY_SECONDS'. CHAT_SEND_TIMEOUT_SECONDS (added beside lia.E012, the two changes
+    crossed) was left out: 0 silently switched the bound off, and a negative value ended every
+    chat stream at once, its client taken for one that had stopped reading."""
+    settings.CHAT_SEND_TIMEOUT_SECONDS = seconds
+
+    assert any("CHAT_SEND_TIMEOUT_SECONDS" in m.msg for m in run_checks() if m.id == "lia.E012")
