@@ -6,7 +6,7 @@ from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.contrib.auth.models import Group
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from accounts.admin_deletion import DeletionCountsDependants
@@ -69,6 +69,11 @@ class UserAdmin(DeletionCountsDependants, DjangoUserAdmin):
     # Staff who may change users, not those who may only look at them (found by an audit).
     @admin.action(description="End all sessions (every token issued so far)", permissions=["change"])
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        if not request.user.is_superuser and queryset.filter(Q(is_staff=True) | Q(is_superuser=True)).exists():
+            # As changing them: staff accounts are superusers' to manage (has_change_permission),
+            # and ending their sessions signs them out of the admin too.
+            self.message_user(request, "Only superusers may end the sessions of staff accounts.", messages.ERROR)
+            return
         count = user_sessions_end(users=queryset)
         if queryset.filter(pk=request.user.pk).exists():
             # Their other sessions end; the one acting stays, as after changing their password here.

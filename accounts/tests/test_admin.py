@@ -249,6 +249,30 @@ def test_staff_who_may_change_users_cannot_take_over_a_staff_account(user_manage
     assert alice.user.username == "alice2"
 
 
+def test_staff_who_may_change_users_cannot_end_a_staff_accounts_sessions(user_manager, admin_user, alice):
+    """The end-sessions action asked only for the change permission on users in general, so a
+    user manager could end a superuser's sessions (their API tokens, and since ending sessions
+    ends admin sign-ins, their admin session too), which changing that account refuses them."""
+    from django.test import Client
+
+    superuser = Client()
+    superuser.force_login(admin_user)
+
+    response = user_manager.post(
+        "/admin/accounts/user/", {"action": "end_sessions", "_selected_action": [admin_user.pk, alice.user.pk]}
+    )
+
+    assert response.status_code == 302
+    admin_user.refresh_from_db()
+    alice.user.refresh_from_db()
+    assert admin_user.tokens_valid_after is None
+    assert alice.user.tokens_valid_after is None  # nothing of a refused selection
+    assert superuser.get("/admin/accounts/user/").status_code == 200
+    user_manager.post("/admin/accounts/user/", {"action": "end_sessions", "_selected_action": [alice.user.pk]})
+    alice.user.refresh_from_db()
+    assert alice.user.tokens_valid_after is not None  # chat users are still theirs to manage
+
+
 def test_staff_who_may_change_groups_cannot_grant_their_own_group_more(client, bob):
     """A group's permissions are its members': staff holding change_group (through their group)
     gave that group every permission, and so themselves (found by a security audit)."""
