@@ -40,6 +40,12 @@ from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
 
 _request_thread: ContextVar["RequestThread"] = ContextVar("lia_request_thread")
+# The server's way to drop the request's connection, where it offers one (lia.uvicorn_worker puts
+# it in the scope's extensions): a response that gave up on a stalled client (ClientStalled) has
+# no way to end its body, and uvicorn logged an ERROR ("ASGI callable returned without completing
+# response") for every such client.
+ABORT_EXTENSION = "lia.abort_connection"
+_abort_connection: ContextVar[Callable[[], None] | None] = ContextVar("lia_abort_connection", default=None)
 logger = structlog.get_logger("lia.access")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -145,12 +151,14 @@ class ASGIHandler(asgi.ASGIHandler):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         thread = RequestThread()
         token = _request_thread.set(thread)
+        abort_token = _abort_connection.set((scope.get("extensions") or {}).get(ABORT_EXTENSION))
         try:
             # Ours, so Django's own ThreadSensitiveContext inside is a no-op that uses it.
             async with ThreadSensitiveContext(executor=thread):
                 await super().__call__(scope, receive, send)
         finally:
             thread.release()
+            _abort_connection.reset(abort_token)
             _request_thread.reset(token)
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
@@ -171,6 +179,8 @@ class ASGIHandler(asgi.ASGIHandler):
             await super().send_response(response, send)
         except ClientStalled:
             logger.warning("http.client_stalled", seconds=send.seconds)
+            if (abort := _abort_connection.get()) is not None:
+                abort()  # the body can't be ended: the connection is dropped, as the client's leaving would
             await _close_stream(response)  # and the server closes the connection
         except asyncio.CancelledError:  # the client left while a send was under way
             await _close_stream(response)

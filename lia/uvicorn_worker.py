@@ -89,6 +89,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refused = True  # answered once the parser returns; no request starts
             return
         super().on_headers_complete()
+        # A response that gives up on a client that stopped reading drops the connection with
+        # this (lia.handler.ABORT_EXTENSION): uvicorn has no message for that, and a response left
+        # unfinished with the client still connected was an ERROR in its log.
+        extensions = self.scope.setdefault("extensions", {})
+        if extensions is not None:
+            extensions["lia.abort_connection"] = self.transport.abort
 
     def on_body(self, body: bytes) -> None:
         self._body_in_read = True

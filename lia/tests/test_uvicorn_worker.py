@@ -202,3 +202,68 @@ async def test_an_upgrade_request_over_the_limit_is_a_431(served):
 
     assert status == 431
     assert closed
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_that_stops_reading_is_dropped_without_an_error(alice, scripted, settings, monkeypatch):
+    """lia.handler gives up on a chat stream whose client, still connected, takes nothing for
+    CHAT_SEND_TIMEOUT_SECONDS; its body can't be ended (the client takes nothing), so Lia left
+    the response unfinished, and uvicorn logged an ERROR, "ASGI callable returned without
+    completing response.", for every such client (an unauthenticated-looking alert any user could
+    raise at will). The worker's protocol now lets the response drop the connection instead."""
+    import logging
+
+    from asgiref.sync import sync_to_async
+    from django.utils.module_loading import import_string
+
+    from conversations.models import Message
+    from conversations.tests.conftest import body
+
+    monkeypatch.setattr(GracefulShutdown, "_shutting_down", False)
+    logged: list[str] = []
+    recorder = logging.Handler()
+    recorder.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    for name in ("uvicorn.error", "lia.access"):
+        logging.getLogger(name).addHandler(recorder)
+    settings.CHAT_SEND_TIMEOUT_SECONDS = 0.5
+    scripted.reply(*[("x" * 60_000) + f" w{i}" for i in range(60)], delay=0.01)  # more than the buffers hold
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    server = Server(config(import_string(settings.ASGI_APPLICATION), loop="asyncio"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    try:
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(client, listener.getsockname())
+        payload = json.dumps(body()).encode()
+        head = (
+            f"POST /api/v1/chat/stream HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {alice.token}\r\nContent-Length: {len(payload)}\r\n\r\n"
+        )
+        await loop.sock_sendall(client, head.encode() + payload)  # and never reads a byte
+
+        statuses: list[str] = []
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            statuses = await sync_to_async(list)(
+                Message.objects.filter(role="assistant").values_list("status", flat=True)
+            )
+            if statuses and statuses[0] != "streaming":
+                break
+        await asyncio.sleep(0.3)  # the application has returned
+    finally:
+        client.close()
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        listener.close()
+        for name in ("uvicorn.error", "lia.access"):
+            logging.getLogger(name).removeHandler(recorder)
+
+    assert statuses == ["interrupted"]
+    assert any("http.client_stalled" in line for line in logged)
+    assert not any("without completing response" in line for line in logged), logged
