@@ -42,6 +42,10 @@ class UserAdmin(DeletionCountsDependants, DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "username", "password1", "password2")}),)
     actions = ["end_sessions"]
+    # A user's revoked tokens go with them: their admin deletes no row (that would revive a
+    # logged-out token), and listed one by one they made every user who had ever logged out
+    # undeletable, a superuser's "permission to delete: revoked token" missing (a 403).
+    counted_dependants = (RevokedToken,)
     # Who may do what in the admin. Only superusers grant them, and only superusers change staff
     # accounts: otherwise the change_user permission was a superuser's (its holder ticked
     # is_superuser on their own account, or set a superuser's password and signed in as them).

@@ -22,9 +22,10 @@ Deletion = tuple[list[Any], dict[str, int], set[str], list[Any]]
 
 
 class CountingCollector(NestedObjects):
-    def __init__(self, *args: Any, admin_site: AdminSite, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, admin_site: AdminSite, counted: tuple[type[Model], ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.admin_site = admin_site
+        self.counted = counted  # registered models counted all the same (DeletionCountsDependants)
 
     def can_fast_delete(self, objs: Any, from_field: Any = None) -> bool:
         # NestedObjects loads everything (it lists it); these are left as querysets, as the
@@ -35,14 +36,19 @@ class CountingCollector(NestedObjects):
             model = objs.model
         else:
             return False
-        return not self.admin_site.is_registered(model) and Collector.can_fast_delete(self, objs, from_field)
+        countable = model in self.counted or not self.admin_site.is_registered(model)
+        return countable and Collector.can_fast_delete(self, objs, from_field)
 
 
-def deleted_objects(objs: Any, request: HttpRequest, admin_site: AdminSite) -> Deletion:
+def deleted_objects(
+    objs: Any, request: HttpRequest, admin_site: AdminSite, counted: tuple[type[Model], ...] = ()
+) -> Deletion:
     """django.contrib.admin.utils.get_deleted_objects, with CountingCollector."""
     if not objs:
         return [], {}, set(), []
-    collector = CountingCollector(using=router.db_for_write(objs[0]._meta.model), origin=objs, admin_site=admin_site)
+    collector = CountingCollector(
+        using=router.db_for_write(objs[0]._meta.model), origin=objs, admin_site=admin_site, counted=counted
+    )
     collector.collect(objs)
     perms_needed: set[str] = set()
 
@@ -72,8 +78,11 @@ class DeletionCountsDependants:
     """A ModelAdmin whose delete confirmation counts the dependants it doesn't list."""
 
     admin_site: AdminSite
+    # Registered models whose rows go with the objects deleted, counted rather than listed and
+    # checked one by one: those their own admin never deletes (the revoked-token denylist).
+    counted_dependants: tuple[type[Model], ...] = ()
 
     def get_deleted_objects(
         self, objs: Any, request: HttpRequest
     ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
-        return deleted_objects(objs, request, self.admin_site)
+        return deleted_objects(objs, request, self.admin_site, self.counted_dependants)

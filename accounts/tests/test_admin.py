@@ -273,6 +273,30 @@ def test_staff_who_may_change_users_cannot_end_a_staff_accounts_sessions(user_ma
     assert alice.user.tokens_valid_after is not None  # chat users are still theirs to manage
 
 
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_user_who_once_logged_out_can_be_deleted(admin_client, web, alice, bulk):
+    """The revoked-token list is read-only (deleting a row revives its token), and the user's
+    delete confirmation checked the permission to delete each of their revoked tokens: a user
+    who had ever logged out could not be deleted, by a superuser either (403)."""
+    from accounts.models import RevokedToken, User
+
+    web.post("/api/v1/auth/logout", headers=alice.bearer)
+    assert RevokedToken.objects.filter(user=alice.user).count() == 1
+
+    page = admin_client.get(f"/admin/accounts/user/{alice.user.pk}/delete/").content.decode()
+    if bulk:
+        response = admin_client.post(
+            "/admin/accounts/user/", {"action": "delete_selected", "_selected_action": [alice.user.pk], "post": "yes"}
+        )
+    else:
+        response = admin_client.post(f"/admin/accounts/user/{alice.user.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert "Revoked tokens: 1" in page
+    assert not User.objects.filter(pk=alice.user.pk).exists()
+    assert not RevokedToken.objects.exists()
+
+
 def test_staff_who_may_change_groups_cannot_grant_their_own_group_more(client, bob):
     """A group's permissions are its members': staff holding change_group (through their group)
     gave that group every permission, and so themselves (found by a security audit)."""
