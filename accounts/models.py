@@ -46,8 +46,16 @@ class UserManager(BaseUserManager["User"]):
     # address such as ÉMILE@example.com never found itself on SQLite (no login, and a second
     # registration with it got past the check to the index's 409).
 
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        """NFKC first, as every login path reads an address (the API's EmailField, the admin's
+        forms and login, the failed-login lock): `createsuperuser` and code creating users stored
+        a full-width look-alike as typed, an account no login could ever find."""
+        return super().normalize_email(unicodedata.normalize("NFKC", email) if email else email)
+
     def get_by_natural_key(self, email: str | None) -> "User":
-        return self.alias(email_lower=Lower("email")).get(email_lower=Lower(Value(email or "")))
+        email = unicodedata.normalize("NFKC", email or "")
+        return self.alias(email_lower=Lower("email")).get(email_lower=Lower(Value(email)))
 
     def email_taken(self, email: str) -> bool:
         return self.alias(email_lower=Lower("email")).filter(email_lower=Lower(Value(email))).exists()

@@ -37,6 +37,31 @@ def test_createsuperuser_works_with_email_and_username(db):
     assert User.objects.get(email="root@example.com").is_superuser
 
 
+def test_createsuperuser_stores_the_email_as_every_login_reads_it(db, web, monkeypatch):
+    """Every login path NFKC-normalises the address typed (the API, the admin's login form), but
+    `createsuperuser` (create_user) stored it as given: a full-width look-alike made an account
+    no one could ever sign in to, nor `createsuperuser` see as taken."""
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    from accounts.models import User
+    from conftest import PASSWORD
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    call_command("createsuperuser", "--noinput", email="\uff52oot@example.com", username="root")
+
+    login = web.post(
+        "/api/v1/auth/login",
+        json.dumps({"email": "\uff52oot@example.com", "password": PASSWORD}),
+        content_type="application/json",
+    )
+    assert User.objects.get().email == "root@example.com"
+    assert login.status_code == 200
+    with pytest.raises(CommandError, match="That email is already taken"):
+        call_command("createsuperuser", "--noinput", email="\uff52oot@example.com", username="other")
+
+
 def test_staff_cannot_bring_a_logged_out_token_back(admin_client, alice, client):
     """The denylist is read-only in the admin: deleting its row revived a logged-out token, and
     the add form ended in a 500 (found by an audit)."""
