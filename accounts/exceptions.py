@@ -11,6 +11,16 @@ class AccountRaceLost(AccountExists):
     """A concurrent registration inserted the same email or username first."""
 
 
+class SignInBusy(AccountsError):
+    """More sign-ins are hashing their passwords than the server takes at once, and this one
+    waited PASSWORD_HASH_WAIT_SECONDS for its turn (accounts.hashers.password_hashing)."""
+
+    retry_after = 2
+
+    def __init__(self) -> None:
+        super().__init__("The server is busy signing people in. Please try again in a moment.")
+
+
 class InvalidCredentials(AccountsError):
     def __init__(self) -> None:
         super().__init__("Invalid email or password")

@@ -15,12 +15,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import bcrypt
+import structlog
 from django.conf import settings
 from django.contrib.auth import hashers
 from django.db import connection
 from django.utils.crypto import constant_time_compare
 
+from accounts.exceptions import SignInBusy
+
 BCRYPT_MAX_BYTES = 72
+logger = structlog.get_logger("lia.accounts")
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 
 
@@ -67,12 +71,18 @@ def password_hashing() -> Iterator[None]:
         return
     if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
         connection.close()
-    with _slots():
-        _hashing.held = True
-        try:
-            yield
-        finally:
-            _hashing.held = False
+    slots = _slots()
+    # Bounded: a burst larger than the server hashes in PASSWORD_HASH_WAIT_SECONDS is told to come
+    # back (503, Retry-After) instead of queueing a thread each, for clients long gone.
+    if not slots.acquire(timeout=settings.PASSWORD_HASH_WAIT_SECONDS):
+        logger.warning("auth.hashing_busy", waited=settings.PASSWORD_HASH_WAIT_SECONDS)
+        raise SignInBusy()
+    _hashing.held = True
+    try:
+        yield
+    finally:
+        _hashing.held = False
+        slots.release()
 
 
 class GatedHashing:

@@ -195,6 +195,7 @@ POSITIVE_DURATIONS = (
     # Its 0 read as "off", and below 0 every chat stream was ended at once (lia.handler.BoundedSend
     # took any wait, none included, for a client that had stopped reading).
     "CHAT_SEND_TIMEOUT_SECONDS",
+    "PASSWORD_HASH_WAIT_SECONDS",  # 0: every sign-in that has to wait is refused
     "LLM_CONNECT_TIMEOUT",
     "LLM_FIRST_TOKEN_TIMEOUT",
     "LLM_IDLE_TIMEOUT",

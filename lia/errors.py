@@ -122,6 +122,7 @@ def _domain_status(exc: Exception) -> int | None:
         (accounts.AccountExists, 400),
         (accounts.InvalidCredentials, 401),
         (accounts.TokenRejected, 401),
+        (accounts.SignInBusy, 503),
         (conversations.ConversationNotFound, 404),
         (conversations.NoMessageContent, 400),
         (conversations.TooManyStreams, 429),
@@ -175,10 +176,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         details = None
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
-        if status == 429:
+        if status in (429, 503):
             wait = getattr(exc, "retry_after", 1)
             headers["Retry-After"] = str(wait)
-            details = {"retry_after": wait}
+            details = {"retry_after": wait} if status == 429 else None  # a 503's body as the database's
         return Response(error_body(str(exc), details), status=status, headers=headers)
     if isinstance(exc, DatabaseError | PoolTimeout) and not isinstance(exc, IntegrityError | DataError):
         # The database is down, restarting or out of pooled connections: a clean, retryable 503.

@@ -94,3 +94,40 @@ def test_a_login_and_a_sign_up_hash_holding_no_pooled_connection(recorded, web):
     assert register.status_code == 201, register.content
     assert recorded.holding_connection == [False, False]
     assert User.objects.get(email="bob@example.com").check_password(PASSWORD)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_that_waits_too_long_for_its_hash_is_503_with_retry_after(recorded, web, settings, monkeypatch):
+    """Found by a review: the wait for a turn to hash had no bound, so a burst queued a thread
+    each, and hashed for clients long gone. Now it is a 503 the client can retry, and not a
+    failed guess against the account's lock."""
+    from accounts import hashers
+
+    User.objects.create_user(email="ada@example.com", username="ada", password=PASSWORD)
+    settings.PASSWORD_HASH_WAIT_SECONDS = 0.05
+    settings.RATE_LIMIT_LOGIN_FAILURES_PER_HOUR = 2
+    monkeypatch.setattr(hashers, "_hashing_slots", threading.BoundedSemaphore(1))
+    hashers._hashing_slots.acquire()  # another sign-in is hashing
+    try:
+        busy = [
+            web.post(
+                "/api/v1/auth/login",
+                json.dumps({"email": "ada@example.com", "password": PASSWORD}),
+                content_type="application/json",
+            )
+            for _ in range(3)
+        ]
+    finally:
+        hashers._hashing_slots.release()
+    served = web.post(
+        "/api/v1/auth/login",
+        json.dumps({"email": "ada@example.com", "password": PASSWORD}),
+        content_type="application/json",
+    )
+
+    assert {response.status_code for response in busy} == {503}
+    assert busy[0].json() == {
+        "error": {"message": "The server is busy signing people in. Please try again in a moment."}
+    }
+    assert busy[0]["Retry-After"] == "2"
+    assert served.status_code == 200  # the waits didn't count against the account

@@ -225,6 +225,8 @@ PASSWORD_HASHERS = [
 # Argon2 hashes one password on every core (8 lanes) in 100 MB: one at a time per process (one
 # per core under `manage.py serve`) keeps a burst of sign-ins from starving everything else.
 PASSWORD_HASH_CONCURRENCY = env.int("PASSWORD_HASH_CONCURRENCY", default=1)
+# How long a sign-in waits for its turn to hash before it is a 503 with Retry-After.
+PASSWORD_HASH_WAIT_SECONDS = env.float("PASSWORD_HASH_WAIT_SECONDS", default=10.0)
 # The password rules of CONTRACT §5.1, for the admin's forms and manage.py's password commands
 # (the API checks the same rules with the contract's messages). Django's own validators would
 # reject passwords the contract accepts.
