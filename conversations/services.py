@@ -176,7 +176,7 @@ def _write_ahead(turn: TurnWrite) -> WriteAhead:
             # Locked: this turn's messages come after the conversation's, also when a turn
             # that locked it first took a later `now` (turns sent together).
             latest = conversation.messages.aggregate(latest=Max("created_at"))["latest"]
-            now = max(now, latest) if latest is not None else now
+            now = fields["updated_at"] = max(now, latest) if latest is not None else now
             if conversation.title is None and latest is None:
                 conversation.title = conversation_title_from(turn.text)
             for name, value in fields.items():

@@ -104,6 +104,9 @@ BEGIN
         -- come after them, also when a turn that locked it first took a later p_now.
         SELECT greatest(p_now, max(m.created_at)) INTO v_now
         FROM conversations_message m WHERE m.conversation_id = p_conversation_id;
+        IF v_now > p_now THEN  -- and the conversation is as recent as its latest message
+            UPDATE conversations_conversation SET updated_at = v_now WHERE id = p_conversation_id;
+        END IF;
     END IF;
     INSERT INTO conversations_message (
         conversation_id, role, content, status, sentiment_data, model_info,

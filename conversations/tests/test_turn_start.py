@@ -481,3 +481,7 @@ def test_turns_sent_together_are_stored_in_the_order_they_are_served(alice, writ
         served_second.user_message_id,
         served_second.assistant_message_id,
     ]
+    # and the conversation is as recent as its latest message (found by a review: it kept the
+    # turn's own, earlier, time; the history list is sorted by it)
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    assert conversation.updated_at == transcript.last().created_at
