@@ -236,6 +236,10 @@ JWT_SECRET_KEY = env.str("JWT_SECRET_KEY", default="")
 if DEBUG and not JWT_SECRET_KEY:
     JWT_SECRET_KEY = "lia-development-jwt-secret-never-use-in-production"
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
+# Refused here, not only by the system check (lia.E010): simplejwt refuses a name it doesn't know
+# with a traceback of its own when the URLs are first loaded, before any check runs.
+if JWT_ALGORITHM not in ("HS256", "HS384", "HS512"):
+    raise ImproperlyConfigured(f"JWT_ALGORITHM is {JWT_ALGORITHM!r}: use HS256, HS384 or HS512")
 JWT_ACCESS_TOKEN_EXPIRE_DAYS = env.int("JWT_ACCESS_TOKEN_EXPIRE_DAYS", default=7)
 
 SIMPLE_JWT = {
