@@ -1,7 +1,6 @@
 """Auth endpoints (CONTRACT §5): register, login, me, refresh, logout."""
 
 import re
-import unicodedata
 from typing import Any
 
 import structlog
@@ -25,6 +24,7 @@ from accounts.validators import (
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
     EmailAddressValidator,
+    email_text,
     password_character_problem,
 )
 
@@ -53,7 +53,7 @@ class EmailField(StrictCharField):
         self.validators.append(EmailAddressValidator(message=self.error_messages["invalid"]))
 
     def to_internal_value(self, data: Any) -> str:
-        return unicodedata.normalize("NFKC", super().to_internal_value(data))
+        return email_text(super().to_internal_value(data))
 
 
 class UserOutputSerializer(serializers.ModelSerializer):

@@ -3,13 +3,13 @@ form): how many attempts an address makes, and how many failed passwords an acco
 
 import hashlib
 import ipaddress
-import unicodedata
 
 import structlog
 from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.ratelimit import Decision, rate_limit_check, rate_limit_reserve
+from accounts.validators import email_text
 
 logger = structlog.get_logger("lia.accounts")
 
@@ -43,7 +43,7 @@ def account_key(email: str) -> str:
     """The account an email names, as every login path would find it: NFKC-normalised, as the
     admin's form normalises its username (a full-width `a` in `admin@` still signs in as `admin@`;
     found by a review, each such look-alike had a lock of its own), stripped and case-folded."""
-    return unicodedata.normalize("NFKC", email).strip().lower()
+    return email_text(email).strip().lower()
 
 
 def login_failure_reserve(email: str) -> Decision:

@@ -1,4 +1,3 @@
-import unicodedata
 from datetime import UTC
 from typing import Any
 
@@ -12,7 +11,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from accounts.hashers import django_hash_of
-from accounts.validators import EmailAddressValidator
+from accounts.validators import EmailAddressValidator, email_text
 
 USERNAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
 
@@ -23,7 +22,7 @@ class EmailFormField(forms.EmailField):
     default_validators = [EmailAddressValidator()]
 
     def to_python(self, value: Any) -> str:
-        return unicodedata.normalize("NFKC", super().to_python(value))
+        return email_text(super().to_python(value))
 
 
 class EmailField(models.EmailField):
@@ -51,10 +50,10 @@ class UserManager(BaseUserManager["User"]):
         """NFKC first, as every login path reads an address (the API's EmailField, the admin's
         forms and login, the failed-login lock): `createsuperuser` and code creating users stored
         a full-width look-alike as typed, an account no login could ever find."""
-        return super().normalize_email(unicodedata.normalize("NFKC", email) if email else email)
+        return super().normalize_email(email_text(email) if email else email)
 
     def get_by_natural_key(self, email: str | None) -> "User":
-        email = unicodedata.normalize("NFKC", email or "")
+        email = email_text(email or "")
         return self.alias(email_lower=Lower("email")).get(email_lower=Lower(Value(email)))
 
     def email_taken(self, email: str) -> bool:

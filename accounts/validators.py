@@ -40,6 +40,13 @@ class ContractPasswordValidator:
         )
 
 
+def email_text(value: str) -> str:
+    """An email address as Lia reads it wherever one arrives (the API, the admin's forms and
+    login, the failed-login lock, users made in code): NFKC-normalised, so that a full-width `a`
+    in `ada@` is an `a`, not a look-alike account of its own."""
+    return unicodedata.normalize("NFKC", value)
+
+
 class EmailAddressValidator(EmailValidator):
     """Django's email syntax, with internationalised local parts (RFC 6531) as the FastAPI
     backend's validation (pydantic's EmailStr) accepted them: `josé@example.com` was a 422 at
