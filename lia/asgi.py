@@ -10,6 +10,7 @@ Outermost, a request whose body is larger than MAX_REQUEST_BODY_BYTES gets the J
 before Django reads it.
 """
 
+import gc
 import json
 import os
 import re
@@ -164,7 +165,21 @@ def warm_up() -> None:
             loaded[name] = load()
         except Exception as exc:
             server_logger.warning("server.warm_up_failed", part=name, error=type(exc).__name__, detail=str(exc)[:200])
+    loaded["gc_frozen"] = freeze_startup_objects()
     server_logger.info("server.warmed_up", ms=round((time.monotonic() - started) * 1000), **loaded)
+
+
+def freeze_startup_objects() -> int:
+    """Take what the process has loaded so far out of the garbage collector's sight; returns how
+    many objects that is. A started process tracks ~190,000 objects (Django, DRF, the SDKs, their
+    pydantic models), nearly all of them alive until it exits, and each full collection walked
+    them all: 80-110 ms here, the whole process (every open stream on it) stopped, every few
+    hundred requests. Frozen (`gc.freeze()`, after one collection so that no garbage is kept),
+    they are no longer walked: a full collection then takes well under a millisecond. Objects
+    that die later are still freed by their reference counts; only cycles among them would stay."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def hardening_header_items() -> list[tuple[str, str]]:

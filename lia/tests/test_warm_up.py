@@ -11,7 +11,7 @@ from lia.asgi import warm_up
 from lia.testing.servers import BASE_DIR, live_environment
 
 LOADED = """
-import json, sys
+import gc, json, sys
 import lia.asgi
 from llm.registry import _instances
 from sentiment.analyzers import local
@@ -19,6 +19,8 @@ print(json.dumps({
     "modules": sorted(m for m in ("openai", "google.genai", "conversations.apis") if m in sys.modules),
     "providers": sorted(_instances),
     "lexicon": local._analyzer.cache_info().currsize,
+    "frozen": gc.get_freeze_count(),
+    "tracked": len(gc.get_objects()),
 }))
 """
 
@@ -52,12 +54,14 @@ def test_importing_the_asgi_application_loads_sdks_views_and_the_lexicon(tmp_pat
         check=True,
     )
 
-    assert json.loads(completed.stdout.splitlines()[-1]) == {
-        "modules": ["conversations.apis", "openai"],
-        "providers": ["offline", "openai"],
-        "lexicon": 1,
-    }
-    assert "server.warmed_up" in completed.stderr
+    loaded = json.loads(completed.stdout.splitlines()[-1])
+    frozen, tracked = loaded.pop("frozen"), loaded.pop("tracked")
+    assert loaded == {"modules": ["conversations.apis", "openai"], "providers": ["offline", "openai"], "lexicon": 1}
+    # What was loaded is out of the collector's sight: a full collection walks only what came after.
+    assert frozen > 100_000
+    assert tracked < frozen / 20
+    warmed_up = next(json.loads(line) for line in completed.stderr.splitlines() if "server.warmed_up" in line)
+    assert warmed_up["gc_frozen"] > 100_000
 
 
 def test_a_part_that_fails_to_load_is_logged_and_the_rest_still_loads(fake_llm_providers, settings, caplog):
@@ -72,3 +76,4 @@ def test_a_part_that_fails_to_load_is_logged_and_the_rest_still_loads(fake_llm_p
     assert (failed["part"], failed["error"]) == ("sentiment", "DefaultCredentialsError")
     assert events["server.warmed_up"]["providers"] == ["gemini", "openai", "compat", "offline"]
     assert events["server.warmed_up"]["urls"] > 0
+    assert events["server.warmed_up"]["gc_frozen"] > 0
