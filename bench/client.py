@@ -309,6 +309,7 @@ async def run_streams(job: dict[str, Any]) -> dict[str, Any]:
     round starts when all ended."""
     records: list[dict[str, Any]] = []
     spans: list[float] = []
+    ended_at: list[float] = []  # time.monotonic(), the machine's clock: the runner's samplers read it too
     with LoopLag() as lag:
         for round_ in range(job.get("rounds", 1)):
             gate = asyncio.Event()
@@ -322,8 +323,9 @@ async def run_streams(job: dict[str, Any]) -> dict[str, Any]:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             spans.append(now() - gate_at[0])
+            ended_at.append(time.monotonic())
             records += [asdict(task.result()) for task in tasks]
-    return {"records": records, "round_spans_s": spans, "client_loop_lag": lag.summary()}
+    return {"records": records, "round_spans_s": spans, "round_ended_at": ended_at, "client_loop_lag": lag.summary()}
 
 
 # --- history ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from bench.client import loopback_address, raise_open_files_limit
-from bench.report import added, summarize_history, summarize_streams
+from bench.report import added, open_max, summarize_history, summarize_streams
 from bench.server import APP, DURABLE_FLOOR_APP, FLOOR_APP, ROOT, LiaServer, proc_status, server_available
 from lia.management.commands.serve import default_workers
 
@@ -265,14 +265,22 @@ class RSSSampler(Sampler):
     def __init__(self, server: LiaServer, interval: float = 0.05) -> None:
         super().__init__(interval)
         self.server = server
-        self.peak = 0
+        self.samples: list[tuple[float, int]] = []  # (time.monotonic(), bytes)
         self.peak_threads = 0
+
+    @property
+    def peak(self) -> int:
+        return max((rss for _, rss in self.samples), default=0)
+
+    def peak_until(self, moment: float) -> int:
+        """The peak of the samples taken up to `moment` (time.monotonic())."""
+        return max((rss for at, rss in self.samples if at <= moment), default=0)
 
     def _run(self) -> None:
         pids = self.server.pids()
         while not self._stop.is_set():
             statuses = [proc_status(pid) for pid in pids]
-            self.peak = max(self.peak, sum(rss for rss, _ in statuses))
+            self.samples.append((time.monotonic(), sum(rss for rss, _ in statuses)))
             self.peak_threads = max(self.peak_threads, sum(threads for _, threads in statuses))
             self._stop.wait(self.interval)
 
@@ -495,11 +503,16 @@ class Bench:
                     result = self.streams(server.url, "lia", n, rounds, config.ramp_seconds)
         cpu = server.cpu() - cpu_before
         peak = max(rss.peak, idle)
+        # Per stream, the first round's peak: later rounds add what a process keeps between them
+        # (its allocator's arenas, the pool's connections, caches), not what their streams hold.
+        ended = result.get("round_ended_at") or []
+        first_peak = max(rss.peak_until(ended[0]), idle) if len(ended) > 1 else peak
         summary = summarize_streams(result)
         # All N streams are in flight at the peak when they start together; with a ramp only those
         # held open at once are, however many arrived over the level.
         held = config.ramp_seconds > 0
-        streams_at_peak = summary["open_max"] if held else n
+        first_round = [record for record in result["records"] if record.get("round", 0) == 0]
+        streams_at_peak = open_max(first_round) if held else n
         return {
             "n": n,
             "lia": summary,
@@ -511,7 +524,8 @@ class Bench:
             "rss": {
                 "idle_mb": round(idle / MB, 1),
                 "peak_mb": round(peak / MB, 1),
-                "per_stream_kb": round((peak - idle) / streams_at_peak / 1024, 1) if streams_at_peak else None,
+                "first_round_peak_mb": round(first_peak / MB, 1),
+                "per_stream_kb": round((first_peak - idle) / streams_at_peak / 1024, 1) if streams_at_peak else None,
                 "per_stream_of": "open_max" if held else "n",
                 "peak_threads": rss.peak_threads,
             },

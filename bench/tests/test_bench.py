@@ -9,7 +9,7 @@ import pytest
 
 from bench.__main__ import main, parse
 from bench.report import percentile, table
-from bench.runner import Bench, Config
+from bench.runner import Bench, Config, RSSSampler
 
 
 def test_two_streams_embedded(tmp_path):
@@ -51,6 +51,7 @@ def test_two_streams_embedded(tmp_path):
     assert level["floor"]["chunks_per_stream"] == 20
     assert set(level["floor_added_ttft_ms"]) == set(level["over_floor_ttft_ms"]) == {"p50", "p95", "p99"}
     assert level["rss"]["peak_mb"] > 0
+    assert level["rss"]["first_round_peak_mb"] == level["rss"]["peak_mb"]  # one round
     assert level["pg"] is None  # embedded: no PostgreSQL to sample
     assert run["history"]["requests"] > 0
     assert run["history"]["errors"] == {}
@@ -128,3 +129,13 @@ def test_the_report_prints_each_floor_it_ran():
 
     assert "Lia over durable floor" in printed
     assert "Lia over floor" not in printed  # no plain floor ran
+
+
+def test_memory_per_stream_is_read_from_the_first_rounds_peak():
+    """Later rounds add what a process keeps between them, not what their streams hold."""
+    sampler = RSSSampler(server=None)  # type: ignore[arg-type]  (never started: no server to read)
+    sampler.samples = [(10.0, 100), (11.0, 180), (12.0, 150), (13.0, 200), (14.0, 190)]
+
+    assert sampler.peak == 200
+    assert sampler.peak_until(12.5) == 180
+    assert sampler.peak_until(9.0) == 0

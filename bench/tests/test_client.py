@@ -1,5 +1,7 @@
 """The load client's ramp: when each stream starts, and what it records about its own timeline."""
 
+import time
+
 import pytest
 
 from bench.client import run_streams, start_delay
@@ -45,6 +47,8 @@ async def test_ramped_streams_record_start_first_chunk_and_end_from_their_rounds
 
     records = result["records"]
     assert [r["round"] for r in records] == [0] * n + [1] * n
+    first_ended, second_ended = result["round_ended_at"]  # on the clock the runner's samplers read
+    assert first_ended < second_ended <= time.monotonic()
     for i, record in enumerate(records):
         assert record["ok"], record
         assert record["start_at"] >= start_delay(i % n, n, ramp) - 0.005  # (the loop's clock resolution)
