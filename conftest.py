@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.core.cache import cache
 from django.db import connections
 from django.test import AsyncClient, Client
@@ -18,6 +18,17 @@ from conversations.tests.scripted import Script, ScriptedProvider
 
 PASSWORD = "Sup3rSecret"
 WEB_ORIGIN = "http://localhost:5173"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's, and before it drops the test database: the connection that async tests'
+    ORM calls (`sync_to_async`, outside any `async_to_sync`) left open in asgiref's one
+    thread-sensitive worker thread closed there. Left open it stays out of the pool, and
+    PostgreSQL refused to drop the database ("being accessed by other users": a warning at the
+    end of every run on PostgreSQL)."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
 @dataclass

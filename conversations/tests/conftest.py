@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
+from django.db import connection
 from django.test import AsyncClient
 from django.utils.module_loading import import_string
 
@@ -13,6 +14,19 @@ from conftest import Persona
 from conversations.models import Message
 
 STREAM = "/api/v1/chat/stream"
+
+
+async def stored_statuses() -> list[str]:
+    """The stored replies' statuses, read in asgiref's worker thread and its connection closed
+    there: left open, it stays out of the pool, and PostgreSQL can't drop the test database."""
+
+    def read() -> list[str]:
+        try:
+            return list(Message.objects.filter(role="assistant").values_list("status", flat=True))
+        finally:
+            connection.close()
+
+    return await sync_to_async(read)()
 
 
 def body(message: str = "Hello!", **extra: Any) -> dict[str, Any]:

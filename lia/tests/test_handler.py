@@ -9,11 +9,18 @@ import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_finished
-from django.db import connection
 
 from conversations import apis
 from conversations.models import Conversation, Message
-from conversations.tests.conftest import body, http_scope, open_stream, parse_events, read_stream, read_until
+from conversations.tests.conftest import (
+    body,
+    http_scope,
+    open_stream,
+    parse_events,
+    read_stream,
+    read_until,
+    stored_statuses,
+)
 from conversations.tests.scripted import Script
 from lia import handler
 from lia.asgi import application
@@ -65,15 +72,8 @@ async def test_open_streams_hold_no_request_thread(alice, scripted, settings):
         while b"event: done" not in received:
             received += (await communicator.receive_output(timeout=5)).get("body", b"")
         await communicator.wait(timeout=5)
-    statuses = await sync_to_async(stored_statuses)()
+    statuses = await stored_statuses()
     assert statuses == ["complete"] * 6
-
-
-def stored_statuses() -> list[str]:
-    try:
-        return list(Message.objects.filter(role="assistant").values_list("status", flat=True))
-    finally:
-        connection.close()  # asgiref's worker thread: PostgreSQL must be able to drop the test database
 
 
 def history_scope(token: str) -> dict:

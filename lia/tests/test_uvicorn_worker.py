@@ -213,11 +213,9 @@ async def test_a_client_that_stops_reading_is_dropped_without_an_error(alice, sc
     raise at will). The worker's protocol now lets the response drop the connection instead."""
     import logging
 
-    from asgiref.sync import sync_to_async
     from django.utils.module_loading import import_string
 
-    from conversations.models import Message
-    from conversations.tests.conftest import body
+    from conversations.tests.conftest import body, stored_statuses
 
     monkeypatch.setattr(GracefulShutdown, "_shutting_down", False)
     logged: list[str] = []
@@ -250,9 +248,7 @@ async def test_a_client_that_stops_reading_is_dropped_without_an_error(alice, sc
         statuses: list[str] = []
         for _ in range(100):
             await asyncio.sleep(0.1)
-            statuses = await sync_to_async(list)(
-                Message.objects.filter(role="assistant").values_list("status", flat=True)
-            )
+            statuses = await stored_statuses()
             if statuses and statuses[0] != "streaming":
                 break
         await asyncio.sleep(0.3)  # the application has returned
