@@ -5,14 +5,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import PAGE_VAR
 from django.core.paginator import Paginator
-from django.db.models import Count, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 
 from accounts.admin_deletion import DeletionCountsDependants
 from conversations.models import Conversation, Message
+from conversations.selectors import message_count_subquery
 
 # A conversation's page shows at most this many of its messages, the latest (a conversation of
 # 20 000 messages was 11 MB of HTML), and says how many earlier ones it leaves out.
@@ -160,14 +160,7 @@ class ConversationAdmin(DeletionCountsDependants, admin.ModelAdmin):
         # aggregate over a join, every conversation's messages were counted, and the filters'
         # and the date hierarchy's queries grouped by conversation too, before a page was
         # picked: 5 s a page at 300 000 conversations).
-        counts = (
-            Message.objects.filter(conversation=OuterRef("pk"))
-            .order_by()
-            .values("conversation")
-            .annotate(count=Count("*"))
-            .values("count")
-        )
-        return super().get_queryset(request).annotate(message_count=Coalesce(Subquery(counts), 0))
+        return super().get_queryset(request).annotate(message_count=message_count_subquery())
 
     def get_paginator(self, request: HttpRequest, queryset: QuerySet, per_page: int, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -93,13 +93,6 @@ class MessagePartListSerializer(serializers.ListSerializer):
     before the rate limit could count it; now ~0.06 s). Any other part goes through the
     serializer, so its errors are the serializer's own."""
 
-    def to_internal_value(self, data: Any) -> Any:
-        if type(data) is list:
-            parts = [_plain_part(part) for part in data]
-            if None not in parts:
-                return parts
-        return super().to_internal_value(data)
-
     def run_child_validation(self, data: Any) -> Any:
         plain = _plain_part(data)
         return super().run_child_validation(data) if plain is None else plain

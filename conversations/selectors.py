@@ -53,17 +53,23 @@ def conversation_list(*, user: User, offset: int, limit: int) -> QuerySet[Conver
     Each count is a correlated subquery, so only the page's conversations are counted (read in
     order from conv_user_recent_idx); a JOIN with GROUP BY counted the messages of every one of
     the user's conversations before it could sort and cut the page."""
-    message_count = (
+    return (
+        Conversation.objects.filter(user=user)
+        .annotate(message_count=message_count_subquery())
+        .order_by("-updated_at", "-created_at")[offset : offset + limit]
+    )
+
+
+def message_count_subquery() -> Subquery:
+    """Each conversation's message count, as a correlated subquery on the messages' index: only
+    the conversations a query returns are counted (0 for one without messages: no GROUP BY)."""
+    counted = (
         Message.objects.filter(conversation=OuterRef("pk"))
         .order_by()
         .annotate(count=Func(F("pk"), function="COUNT", output_field=IntegerField()))
         .values("count")
     )
-    return (
-        Conversation.objects.filter(user=user)
-        .annotate(message_count=Subquery(message_count))
-        .order_by("-updated_at", "-created_at")[offset : offset + limit]
-    )
+    return Subquery(counted)
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ class Command(BaseCommand):
         """Without Cloud NL, nlp_api answers every message with the neutral "not configured"
         result: re-scoring with it replaced the stored sentiment of every selected message, and
         each conversation's running sentiment, with neutral (found by an audit)."""
-        if method_configured(NLP_API_METHOD) or method not in (None, NLP_API_METHOD):
+        if method_configured(method or NLP_API_METHOD):  # no --method: each message's own, nlp_api among them
             return
         unconfigured = (
             "Google Cloud Natural Language is not configured here (GOOGLE_NL_API_KEY, "
