@@ -68,9 +68,9 @@ def deleted_objects(
     to_delete = collector.nested(format_callback)
     protected = [format_callback(obj) for obj in collector.protected]
     model_count = {str(model._meta.verbose_name_plural): len(found) for model, found in collector.model_objs.items()}
-    for counted in collector.fast_deletes:
-        name = str(counted.model._meta.verbose_name_plural)
-        model_count[name] = model_count.get(name, 0) + counted.count()
+    for fast_delete in collector.fast_deletes:
+        name = str(fast_delete.model._meta.verbose_name_plural)
+        model_count[name] = model_count.get(name, 0) + fast_delete.count()
     return to_delete, {name: count for name, count in model_count.items() if count}, perms_needed, protected
 
 
@@ -82,7 +82,5 @@ class DeletionCountsDependants:
     # checked one by one: those their own admin never deletes (the revoked-token denylist).
     counted_dependants: tuple[type[Model], ...] = ()
 
-    def get_deleted_objects(
-        self, objs: Any, request: HttpRequest
-    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Deletion:
         return deleted_objects(objs, request, self.admin_site, self.counted_dependants)
